@@ -1,0 +1,63 @@
+"""The `cetate` command: `cetate serve` runs the broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from broker import __version__, logs
+from broker.settings import from_env
+
+log = logging.getLogger("cetate")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    networks = tuple(args.allow_network) if args.allow_network else None
+    settings = from_env().with_overrides(
+        host=args.host, port=args.port, store=args.store, allowed_networks=networks,
+        log_level=args.log_level, log_format=args.log_format,
+        migrate=False if args.no_migrate else None,
+    )
+    logs.configure(settings.log_level, settings.log_format)
+    from broker.app import create_app  # after logging is set up
+
+    app = create_app(settings)
+    log.info("cetate %s listening on %s:%s, store %s", __version__, settings.host,
+             settings.port, settings.store)
+    # aiohttp handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish within
+    # shutdown_timeout, then run cleanup (which closes the store and checkpoints its journal).
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cetate", description="Cetate NGSI-LD context broker")
+    top.add_argument("--version", action="version", version=f"cetate {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the broker (settings also from CETATE_* variables)")
+    serve.add_argument("--host", help="address to listen on (CETATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (CETATE_PORT, default 1026)")
+    serve.add_argument("--store", help="sqlite:///path.db (CETATE_STORE)")
+    serve.add_argument("--allow-network", action="append", metavar="CIDR",
+                       help="let outbound requests reach this network (repeatable; "
+                            "CETATE_ALLOWED_NETWORKS, comma-separated)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (CETATE_LOG_LEVEL)")
+    serve.add_argument("--log-format", choices=("json", "text"), help="CETATE_LOG_FORMAT")
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="do not run schema migrations on start (CETATE_MIGRATE=false)")
+    serve.set_defaults(func=_serve)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The store protocol: everything a storage engine provides, in NGSI-LD terms.
+
+Read this one file to write an engine. Handlers never write SQL; they call these methods with
+entities in Cetate's internal form (see docs/internals.md): expanded IRIs for types and
+attribute names, attribute instances in normalized form, timestamps as ISO 8601 UTC strings.
+
+Every write goes through `apply`: the engine reads the current entity inside a transaction,
+hands it to a pure function that returns the new one, writes the result and commits before it
+returns. So every mutation (create, append, update, merge, replace, delete) is atomic and a 2xx
+is never sent before the commit. Engines: SQLite (embedded default), PostgreSQL (scale-out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+Entity = dict[str, Any]
+"""An entity in internal form: {"id", "type", "scope"?, "createdAt", "modifiedAt", "attrs"}."""
+
+T = TypeVar("T")
+
+Mutation = Callable[[Entity | None], tuple[Entity | None, T]]
+"""A pure function from the stored entity (None if absent) to (the entity to store, or None to
+delete it; a result handed back to the caller). It may raise an NgsiError to abort the write."""
+
+
+@dataclass(frozen=True)
+class StoredContext:
+    """A JSON-LD @context held by the broker (clause 5.13: hosted, cached or implicitly created)."""
+
+    id: str
+    url: str
+    kind: str  # "Hosted" | "Cached" | "ImplicitlyCreated"
+    body: Any
+    created_at: str
+    last_used_at: str | None = None
+    number_of_hits: int = 0
+
+
+class Store(Protocol):
+    """A storage engine. Tenant "" is the default tenant; every other tenant is created by its
+    first write and isolated from the rest."""
+
+    async def open(self) -> None:
+        """Connect, run pending migrations (unless disabled) and get ready to serve."""
+
+    async def close(self) -> None:
+        """Finish in-flight writes and release every resource; idempotent."""
+
+    async def healthy(self) -> bool:
+        """Whether the engine can serve a read right now."""
+
+    # -- tenants ---------------------------------------------------------------------------
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether a tenant has been created (the default tenant always exists)."""
+
+    # -- entities --------------------------------------------------------------------------
+    async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        """The entity with this id, or None."""
+
+    async def get_entities(self, tenant: str, entity_ids: Sequence[str]) -> list[Entity]:
+        """The entities with these ids that exist, in no particular order."""
+
+    async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
+        """Run `mutation` on the stored entity in one transaction and commit before returning.
+
+        Creates the tenant on its first write. Returns the mutation's result. If the mutation
+        raises, nothing is written and the exception propagates.
+        """
+
+    async def apply_many(
+        self, tenant: str, changes: Sequence[tuple[str, Mutation[Any]]]
+    ) -> list[Any]:
+        """Apply several mutations, each atomic on its own (one failing leaves the others).
+
+        Returns, per change and in order, the mutation's result or the exception it raised.
+        Engines should commit the whole group together (one fsync) for throughput.
+        """
+
+    # -- JSON-LD contexts (clause 5.13) ----------------------------------------------------
+    async def put_context(self, ctx: StoredContext) -> None:
+        """Store or replace a context by id."""
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """A stored context by id (the id is also accepted as its URL)."""
+
+    async def list_contexts(self, kind: str | None = None) -> list[StoredContext]:
+        """Every stored context, optionally of one kind."""
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a stored context; False if there was none."""
+
+    async def touch_context(self, context_id: str, when: str) -> None:
+        """Record a use of a stored context (lastUsedAt, numberOfHits); best effort."""

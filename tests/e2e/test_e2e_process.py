@@ -1,0 +1,121 @@
+"""The real `cetate serve` process: acknowledged writes survive SIGKILL; SIGTERM is graceful."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "CETATE_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker", "serve", "--port", str(self.port),
+             "--store", f"sqlite:///{self.db}"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def stop(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "cetate.db")
+    yield b
+    if b.proc and b.proc.poll() is None:
+        b.proc.kill()
+        b.proc.wait()
+
+
+def entity(n: int) -> dict[str, object]:
+    return {"id": f"urn:ngsi-ld:ParkingSpot:craiova-{n}", "type": "ParkingSpot",
+            "status": {"type": "Property", "value": "free"}}
+
+
+async def write_until_killed(broker: Broker, kill_after: int) -> list[str]:
+    """Write from 8 concurrent clients; SIGKILL the broker once `kill_after` writes are acked."""
+    acked: list[str] = []
+    counter = iter(range(100_000))
+    limits = httpx.Limits(max_connections=8)
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        for n in counter:
+            try:
+                r = await http.post("/ngsi-ld/v1/entities", json=entity(n))
+            except httpx.HTTPError:
+                return
+            if r.status_code == 201:
+                acked.append(entity(n)["id"])  # type: ignore[arg-type]
+            if len(acked) >= kill_after and broker.proc and broker.proc.poll() is None:
+                broker.proc.kill()
+
+    async with httpx.AsyncClient(base_url=broker.url, limits=limits, timeout=5) as http:
+        await asyncio.gather(*(worker(http) for _ in range(8)))
+    return acked
+
+
+async def test_acknowledged_writes_survive_sigkill(broker: Broker) -> None:
+    broker.start()
+    acked = await write_until_killed(broker, kill_after=300)
+    assert broker.proc is not None
+    broker.proc.wait(timeout=10)
+    assert len(acked) >= 300
+    broker.start()
+    async with httpx.AsyncClient(base_url=broker.url, timeout=5) as http:
+        missing = [i for i in acked
+                   if (await http.get(f"/ngsi-ld/v1/entities/{i}")).status_code != 200]
+    assert missing == []
+
+
+async def test_sigterm_finishes_in_flight_requests(broker: Broker) -> None:
+    broker.start()
+    async with httpx.AsyncClient(base_url=broker.url, timeout=10) as http:
+        pending = [asyncio.create_task(http.post("/ngsi-ld/v1/entities", json=entity(n)))
+                   for n in range(50)]
+        await asyncio.sleep(0.01)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGTERM)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+    assert broker.proc.wait(timeout=30) == 0
+    created = [n for n, r in enumerate(results)
+               if isinstance(r, httpx.Response) and r.status_code == 201]
+    broker.start()
+    async with httpx.AsyncClient(base_url=broker.url, timeout=5) as http:
+        for n in created:
+            got = await http.get(f"/ngsi-ld/v1/entities/{entity(n)['id']}")
+            assert got.status_code == 200
