@@ -30,7 +30,6 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
         self_base_url=settings.base_url,
     )
     app[BROKER] = Broker(settings=settings, store=store, contexts=resolver)
-    app["settings"] = settings
     for module in ROUTE_MODULES:
         module.add_routes(app)
 

@@ -26,6 +26,7 @@ from broker.errors import (
     ResourceNotFound,
 )
 from broker.http.media import BODY_TYPES, JSON, JSON_LD, context_from_link, media_type
+from broker.http.state import BROKER
 from broker.logs import request_id
 
 log = logging.getLogger("cetate.http")
@@ -102,7 +103,7 @@ async def read_json(request: web.Request) -> Any:
     if kind not in BODY_TYPES:
         raise HttpError(415, f"Content-Type must be application/json or application/ld+json, "
                         f"not {kind or 'absent'}")
-    max_size = request.app["settings"].max_body_bytes
+    max_size = request.app[BROKER].settings.max_body_bytes
     if request.content_length is None and "chunked" not in request.headers.get(
         "Transfer-Encoding", ""
     ).lower():
@@ -115,7 +116,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc):
+        if "depth" in str(exc) or "recursion" in str(exc):
             raise BadRequestData(f"JSON nesting deeper than {JSON_DEPTH_LIMIT} levels") from None
         raise InvalidRequest(f"Malformed JSON: {exc}") from None
 
