@@ -7,7 +7,7 @@ raise them; nothing else turns into an HTTP error.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 
@@ -15,9 +15,10 @@ ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 class NgsiError(Exception):
     """Base of every NGSI-LD error: a problem type, a status and a human-readable detail."""
 
-    type_name: ClassVar[str] = "InternalError"
-    status: ClassVar[int] = 500
-    title: ClassVar[str] = "Internal error"
+    # Plain class attributes, so that HttpError can set them per instance.
+    type_name: str = "InternalError"
+    status: int = 500
+    title: str = "Internal error"
 
     def __init__(self, detail: str = "", **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -116,22 +117,9 @@ class HttpError(NgsiError):
 
     def __init__(self, status: int, detail: str, type_name: str = "InvalidRequest") -> None:
         super().__init__(detail)
-        self._status = status
-        self._type_name = type_name
-
-    @property  # type: ignore[override]
-    def status(self) -> int:
-        return self._status
-
-    @property
-    def type_uri(self) -> str:
-        return ERROR_BASE + self._type_name
-
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        body = super().problem(instance)
-        body["status"] = self._status
-        body["title"] = _HTTP_TITLES.get(self._status, "HTTP error")
-        return body
+        self.status = status
+        self.type_name = type_name
+        self.title = _HTTP_TITLES.get(status, "HTTP error")
 
 
 _HTTP_TITLES = {

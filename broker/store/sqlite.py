@@ -182,7 +182,7 @@ class SQLiteStore:
     async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
         future = self._submit(run)
         assert future is not None
-        return await future  # type: ignore[no-any-return]
+        return await future
 
     async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed or self._pool is None:
@@ -223,10 +223,11 @@ class SQLiteStore:
 
     async def apply_many(self, tenant: str,
                          changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
         for entity_id, mutation in changes:
             future = self._submit(
                 lambda c, e=entity_id, m=mutation: _apply(c, tenant, e, m))  # type: ignore[misc]
+            assert future is not None
             futures.append(future)
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
