@@ -7,6 +7,7 @@ to the store (one transaction, committed before the response), render the answer
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -96,7 +97,8 @@ async def create_entity(request: web.Request) -> web.Response:
         return entity, None
 
     await broker(request).store.apply(tenant_of(request), entity["id"], create)
-    return web.Response(status=201, headers={"Location": f"{ENTITIES}/{entity['id']}"})
+    location = f"{ENTITIES}/{quote(entity['id'], safe=':')}"
+    return web.Response(status=201, headers={"Location": location})
 
 
 async def retrieve_entity(request: web.Request) -> web.Response:

@@ -63,6 +63,8 @@ class ContextResolver:
             return found
         objects = await self._resolve(context, 0, ())
         terms = compile_context(objects)
+        if not isinstance(context, str):
+            await self._remember_inline(context, key)
         self._maps[key] = terms
         if len(self._maps) > self.cache_size:
             self._maps.popitem(last=False)
@@ -107,6 +109,7 @@ class ContextResolver:
             stored = await self.store.get_context(url)
             if stored is not None:
                 document = stored.body
+                await self.store.touch_context(stored.id, now_iso())
             else:
                 document = await self._fetch_and_cache(url)
         self._documents[url] = document
@@ -122,6 +125,15 @@ class ContextResolver:
         await self.store.put_context(StoredContext(
             id=local_id, url=url, kind="Cached", body=document, created_at=now_iso()))
         return document
+
+    async def _remember_inline(self, context: Any, key: bytes) -> None:
+        """Keep an inline or compound @context as ImplicitlyCreated (clause 5.13), once per
+        distinct content, so that it can be listed, served and referred to by URL later."""
+        local_id = HOSTED_PREFIX + hashlib.sha256(key).hexdigest()[:32]
+        if await self.store.get_context(local_id) is None:
+            await self.store.put_context(StoredContext(
+                id=local_id, url=local_id, kind="ImplicitlyCreated",
+                body={"@context": context}, created_at=now_iso()))
 
     def _hosted_id(self, url: str) -> str | None:
         if url.startswith(HOSTED_PREFIX):

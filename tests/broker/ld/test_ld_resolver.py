@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -36,6 +37,10 @@ class MemoryContexts:
 
     async def delete_context(self, context_id: str) -> bool:
         return self.items.pop(context_id, None) is not None
+
+    async def touch_context(self, context_id: str, when: str) -> None:
+        self.items[context_id] = replace(self.items[context_id], last_used_at=when,
+                                         number_of_hits=self.items[context_id].number_of_hits + 1)
 
 
 @pytest.fixture
@@ -89,6 +94,8 @@ async def test_remote_context_fetched_once_and_cached(remote: tuple[str, dict[st
     # A new process finds it in the store without fetching again.
     again = await resolver(store).term_map(base + "/lamp.jsonld")
     assert again.expand("Lamp") == "https://ex.org/Lamp" and hits["lamp.jsonld"] == 1
+    used = await store.get_context(base + "/lamp.jsonld")
+    assert used is not None and used.number_of_hits == 1 and used.last_used_at
 
 
 async def test_nested_and_redirect(remote: tuple[str, dict[str, int]]) -> None:
