@@ -63,6 +63,9 @@ class Store(Protocol):
     async def get_entities(self, tenant: str, entity_ids: Sequence[str]) -> list[Entity]:
         """The entities with these ids that exist, in no particular order."""
 
+    async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """The entities matching a query, in a stable order (oldest first), one page of them."""
+
     async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
         """Run `mutation` on the stored entity in one transaction and commit before returning.
 
@@ -94,3 +97,28 @@ class Store(Protocol):
 
     async def touch_context(self, context_id: str, when: str) -> None:
         """Record a use of a stored context (lastUsedAt, numberOfHits); best effort."""
+
+
+@dataclass(frozen=True)
+class EntityQuery:
+    """A compiled entity query (clause 5.7.2): every name already expanded to an IRI.
+
+    Engines translate it into their SQL; `geo` gets a spatial-index prefilter in SQL and an
+    exact check (broker.query.geo.geo_matches) on the candidates only.
+    """
+
+    types: Any = None  # broker.query.typeexpr.TypeExpr
+    ids: tuple[str, ...] | None = None
+    id_pattern: str | None = None
+    attrs: frozenset[str] | None = None  # entities having at least one of these
+    q: Any = None  # broker.query.qlang node, names expanded
+    geo: Any = None  # broker.query.geo.GeoQuery, geoproperty expanded
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    entities: list[Entity]
+    total: int | None = None  # when count was asked for

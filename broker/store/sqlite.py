@@ -8,8 +8,10 @@ its own SAVEPOINT (one failing rolls back only itself), and pays one fsync for t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -20,9 +22,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from broker.query.geo import GeoQuery, geo_matches
 from broker.store.migrate import migrate_sqlite
-from broker.store.protocol import Entity, Mutation, StoredContext
+from broker.store.protocol import Entity, EntityQuery, Mutation, QueryResult, StoredContext
 from broker.store.rows import attribute_rows, geo_boxes
+from broker.store.sqlite_query import compile_where
 
 log = logging.getLogger("cetate.store")
 T = TypeVar("T")
@@ -87,6 +91,7 @@ class SQLiteStore:
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=1")
+            conn.create_function("regexp", 2, _regexp, deterministic=True)
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)
@@ -231,6 +236,27 @@ class SQLiteStore:
             futures.append(future)
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
+    async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        compiled = compile_where(tenant, query)
+
+        def run(c: sqlite3.Connection) -> QueryResult:
+            sql = f"SELECT e.doc FROM entities e WHERE {compiled.where} ORDER BY e.rid"
+            if compiled.exact_geo:
+                # The R*Tree gave candidates by bounding box; shapely decides, then we page.
+                matches = [doc for doc in (orjson.loads(r[0]) for r in c.execute(
+                    sql, compiled.params)) if _geo_hit(query.geo, doc)]
+                page = matches[query.offset:query.offset + query.limit]
+                return QueryResult(page, len(matches) if query.count else None)
+            rows = c.execute(sql + " LIMIT ? OFFSET ?",
+                             (*compiled.params, query.limit, query.offset))
+            entities = [orjson.loads(r[0]) for r in rows]
+            total = None
+            if query.count:
+                total = c.execute(f"SELECT count(*) FROM entities e WHERE {compiled.where}",
+                                  compiled.params).fetchone()[0]
+            return QueryResult(entities, total)
+        return await self._read(run)
+
     # -- contexts ----------------------------------------------------------------------------
     async def put_context(self, ctx: StoredContext) -> None:
         await self._write(lambda c: c.execute(
@@ -265,6 +291,20 @@ class SQLiteStore:
         self._submit(lambda c: c.execute(
             "UPDATE contexts SET last_used_at = ?, hits = hits + 1 WHERE id = ?",
             (when, context_id)), wait=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    return value is not None and _pattern(pattern).search(value) is not None
+
+
+def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
+    return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
+               for inst in entity["attrs"].get(query.geoproperty, ()))
 
 
 def _context(row: Sequence[Any]) -> StoredContext:

@@ -1,0 +1,184 @@
+"""Query entities: GET /ngsi-ld/v1/entities and POST /entityOperations/query (clauses 5.7.2,
+6.4.3.2 and 6.23.3.1). Parameters become an EntityQuery the store compiles to SQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from broker.entities.parse import require_uri
+from broker.entities.render import render_entity, render_geojson
+from broker.errors import BadRequestData, TooManyResults
+from broker.http import params
+from broker.http.edge import dumps, link_context, read_payload
+from broker.http.entities import ENTITIES, render_options
+from broker.http.media import GEO_JSON, JSON, JSON_LD, link_header, negotiate
+from broker.http.state import broker, existing_tenant, response_context, terms_for
+from broker.ld.core import CORE_CONTEXT_URL
+from broker.ld.termmap import TermMap
+from broker.query.geo import geo_query_from_json, parse_geo_query
+from broker.query.typeexpr import expand_types, parse_types
+from broker.store.protocol import EntityQuery, QueryResult
+
+DEFAULT_LIMIT = 20
+# Clause 5.7.2 lets the broker cap a page; a larger limit is a TooManyResults error (6.3.10).
+MAX_LIMIT = 1000
+MAX_ID_PATTERN = 256  # regular expressions run inside SQLite: keep them short (ReDoS)
+RESULTS_COUNT = "NGSILD-Results-Count"
+
+
+def _int(query: Mapping[str, Any], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequestData(f"{name} must be a non-negative integer") from None
+    if value < 0:
+        raise BadRequestData(f"{name} must be a non-negative integer")
+    return value
+
+
+def _pattern(text: str) -> str:
+    if len(text) > MAX_ID_PATTERN:
+        raise BadRequestData(f"idPattern longer than {MAX_ID_PATTERN} characters")
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise BadRequestData(f"idPattern is not a regular expression: {exc}") from None
+    return text
+
+
+def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
+    """An EntityQuery from query-string style parameters (strings and comma lists)."""
+    limit = _int(p, "limit", DEFAULT_LIMIT)
+    if limit > MAX_LIMIT:
+        raise TooManyResults(f"limit {limit} is over the maximum of {MAX_LIMIT}")
+    count = params.flag(p, "count")
+    if p.get("q") is not None:
+        raise BadRequestData("The q parameter is not supported yet by this broker")
+    if p.get("scopeQ") is not None:
+        raise BadRequestData("The scopeQ parameter is not supported yet by this broker")
+    types = expand_types(parse_types(p["type"]), terms.expand) if p.get("type") else None
+    ids = params.csv(p, "id")
+    attrs = params.csv(p, "attrs")
+    query = EntityQuery(
+        types=types,
+        ids=tuple(ids) if ids else None,
+        id_pattern=_pattern(p["idPattern"]) if p.get("idPattern") is not None else None,
+        attrs=frozenset(terms.expand(a) for a in attrs) if attrs else None,
+        geo=geo,
+        limit=limit,
+        offset=_int(p, "offset", 0),
+        count=count,
+    )
+    for entity_id in ids or ():
+        require_uri(entity_id, "id")
+    if not (query.types or query.ids or query.id_pattern or query.attrs or query.geo):
+        # Clause 5.7.2: at least one of type, id, idPattern, attrs, q or a geo-query.
+        raise BadRequestData("A query needs at least one of type, id, idPattern, attrs, q, "
+                             "geoQ")
+    return query
+
+
+def _geo(p: Mapping[str, Any], terms: TermMap) -> Any:
+    geo = parse_geo_query(p.get("georel"), p.get("geometry"), p.get("coordinates"),
+                          p.get("geoproperty"))
+    return _expand_geo(geo, terms)
+
+
+def _expand_geo(geo: Any, terms: TermMap) -> Any:
+    if geo is None:
+        return None
+    return replace(geo, geoproperty=terms.expand(geo.geoproperty))
+
+
+def _respond(request: web.Request, query: EntityQuery, result: QueryResult, terms: TermMap,
+             context: Any, media: str, page_params: Mapping[str, str]) -> web.Response:
+    opts = render_options(request, terms)
+    headers: CIMultiDict[str] = CIMultiDict()
+    if media == GEO_JSON:
+        geometry = terms.expand(request.query.get("geometryProperty", "location"))
+        body: Any = {"type": "FeatureCollection",
+                     "features": [render_geojson(e, terms, opts, geometry)
+                                  for e in result.entities]}
+    else:
+        body = [render_entity(e, terms, opts) for e in result.entities]
+        if media == JSON_LD:
+            ctx = response_context(context)
+            body = [{**item, "@context": ctx} for item in body]
+    if media != JSON_LD:
+        headers.add("Link", link_header(context if isinstance(context, str)
+                                        else CORE_CONTEXT_URL))
+    if result.total is not None:
+        headers[RESULTS_COUNT] = str(result.total)
+    for rel, offset in _pages(query, result):
+        link = urlencode({**page_params, "offset": str(offset), "limit": str(query.limit)})
+        headers.add("Link", f'<{ENTITIES}?{link}>; rel="{rel}"')
+    return web.Response(body=dumps(body), status=200, content_type=media, headers=headers)
+
+
+def _pages(query: EntityQuery, result: QueryResult) -> list[tuple[str, int]]:
+    pages = []
+    if query.offset > 0 and query.limit > 0:
+        pages.append(("prev", max(0, query.offset - query.limit)))
+    more = (len(result.entities) == query.limit and query.limit > 0
+            and (result.total is None or query.offset + query.limit < result.total))
+    if more:
+        pages.append(("next", query.offset + query.limit))
+    return pages
+
+
+async def query_entities(request: web.Request) -> web.Response:
+    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON))
+    context = link_context(request)
+    terms = await terms_for(request, context)
+    query = build_query(request.query, terms, _geo(request.query, terms))
+    tenant = await existing_tenant(request)
+    result = await broker(request).store.query_entities(tenant, query)
+    page = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
+    return _respond(request, query, result, terms, context, media, page)
+
+
+async def post_query(request: web.Request) -> web.Response:
+    """POST /entityOperations/query: the Query data type (5.2.23) in the body."""
+    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON))
+    body, context = await read_payload(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('The body must be a Query object with "type": "Query"')
+    terms = await terms_for(request, context)
+    flat: dict[str, Any] = {**request.query}
+    entities = body.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list) or len(entities) != 1 or not isinstance(entities[0],
+                                                                                  dict):
+            raise BadRequestData("entities must hold one EntitySelector (several are not "
+                                 "supported yet)")
+        selector = entities[0]
+        for key, name in (("type", "type"), ("id", "id"), ("idPattern", "idPattern")):
+            if selector.get(key) is not None:
+                flat[name] = selector[key]
+    if body.get("attrs") is not None:
+        if not isinstance(body["attrs"], list):
+            raise BadRequestData("attrs must be a list of attribute names")
+        flat["attrs"] = ",".join(body["attrs"])
+    for key in ("q", "scopeQ"):
+        if body.get(key) is not None:
+            flat[key] = body[key]
+    geo = _expand_geo(geo_query_from_json(body.get("geoQ")), terms)
+    query = build_query(flat, terms, geo)
+    tenant = await existing_tenant(request)
+    result = await broker(request).store.query_entities(tenant, query)
+    return _respond(request, query, result, terms, context, media, {})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(ENTITIES + "{slash:/?}", query_entities, allow_head=False)
+    app.router.add_post("/ngsi-ld/v1/entityOperations/query{slash:/?}", post_query)
