@@ -7,6 +7,7 @@ copied. Instances are matched by datasetId: no datasetId is the default instance
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +60,19 @@ def _add_types(entity: Entity, types: list[str] | None) -> bool:
     return bool(missing)
 
 
-def append(entity: Entity, fragment: Fragment, now: str, *,
-           no_overwrite: bool) -> tuple[Entity, UpdateResult]:
-    """Append attributes (5.6.3): new ones added, existing ones overwritten unless noOverwrite."""
+# What happens to each instance of a fragment, by operation, given whether its attribute and
+# its instance (same datasetId) exist: "add", "replace", or the reason it is not updated.
+Rule = Callable[[bool, bool], str]
+_APPEND: Rule = lambda attr, inst: "replace" if inst else "add"  # noqa: E731
+_APPEND_NO_OVERWRITE: Rule = (  # noqa: E731
+    lambda attr, inst: "attribute exists and noOverwrite was requested" if inst else "add")
+_UPDATE: Rule = (  # noqa: E731
+    lambda attr, inst: "replace" if inst
+    else ("no instance with that datasetId to update" if attr else "attribute does not exist"))
+
+
+def _apply_fragment(entity: Entity, fragment: Fragment, now: str,
+                    rule: Rule) -> tuple[Entity, UpdateResult]:
     new = _copy(entity)
     result = UpdateResult()
     for iri, instances in fragment.attrs.items():
@@ -69,49 +80,39 @@ def append(entity: Entity, fragment: Fragment, now: str, *,
         changed = False
         for inst in instances:
             index = _find(current, inst.get("datasetId"))
-            if index is None:
+            action = rule(bool(current), index is not None)
+            if action == "add":
                 current.append(inst)
-                changed = True
-            elif no_overwrite:
-                result.not_updated.append(NotUpdated(iri, "attribute exists and noOverwrite "
-                                                          "was requested"))
-            else:
+            elif action == "replace":
+                assert index is not None
                 current[index] = _renewed(inst, current[index])
-                changed = True
+            else:
+                result.not_updated.append(NotUpdated(iri, action))
+                continue
+            changed = True
         if changed:
             new["attrs"][iri] = current
             result.updated.append(iri)
-    if fragment.scope is not None:
-        new["scope"] = list(dict.fromkeys([*entity.get("scope", ()), *fragment.scope]))
     _add_types(new, fragment.types)
     return _touch(new, now), result
+
+
+def append(entity: Entity, fragment: Fragment, now: str, *,
+           no_overwrite: bool) -> tuple[Entity, UpdateResult]:
+    """Append attributes (5.6.3): new ones added, existing ones overwritten unless noOverwrite."""
+    new, result = _apply_fragment(entity, fragment, now,
+                                  _APPEND_NO_OVERWRITE if no_overwrite else _APPEND)
+    if fragment.scope is not None:
+        new["scope"] = list(dict.fromkeys([*entity.get("scope", ()), *fragment.scope]))
+    return new, result
 
 
 def update(entity: Entity, fragment: Fragment, now: str) -> tuple[Entity, UpdateResult]:
     """Update attributes (5.6.2): only instances that exist are replaced."""
-    new = _copy(entity)
-    result = UpdateResult()
-    for iri, instances in fragment.attrs.items():
-        current = list(new["attrs"].get(iri, ()))
-        if not current:
-            result.not_updated.append(NotUpdated(iri, "attribute does not exist"))
-            continue
-        changed = False
-        for inst in instances:
-            index = _find(current, inst.get("datasetId"))
-            if index is None:
-                dataset = inst.get("datasetId") or "default"
-                result.not_updated.append(NotUpdated(iri, f"no {dataset} instance to update"))
-            else:
-                current[index] = _renewed(inst, current[index])
-                changed = True
-        if changed:
-            new["attrs"][iri] = current
-            result.updated.append(iri)
+    new, result = _apply_fragment(entity, fragment, now, _UPDATE)
     if fragment.scope is not None:
         new["scope"] = fragment.scope
-    _add_types(new, fragment.types)
-    return _touch(new, now), result
+    return new, result
 
 
 def _instance_of(entity: Entity, iri: str, dataset_id: str | None) -> tuple[list[Instance], int]:

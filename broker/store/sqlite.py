@@ -75,6 +75,7 @@ class SQLiteStore:
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._known_tenants: set[str] = set()
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -197,10 +198,14 @@ class SQLiteStore:
 
     # -- entities ----------------------------------------------------------------------------
     async def tenant_exists(self, tenant: str) -> bool:
-        if tenant == "":
+        # Tenants are never removed, so a tenant seen once needs no more reads.
+        if tenant == "" or tenant in self._known_tenants:
             return True
-        return await self._read(lambda c: c.execute(
+        found = await self._read(lambda c: c.execute(
             "SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is not None)
+        if found:
+            self._known_tenants.add(tenant)
+        return found
 
     async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
         def run(c: sqlite3.Connection) -> Entity | None:
