@@ -23,6 +23,7 @@ from broker.http.state import broker, existing_tenant, response_context, terms_f
 from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.termmap import TermMap
 from broker.query.geo import geo_query_from_json, parse_geo_query
+from broker.query.qlang import expand_names, parse_q
 from broker.query.typeexpr import expand_types, parse_types
 from broker.store.protocol import EntityQuery, QueryResult
 
@@ -62,8 +63,7 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
     if limit > MAX_LIMIT:
         raise TooManyResults(f"limit {limit} is over the maximum of {MAX_LIMIT}")
     count = params.flag(p, "count")
-    if p.get("q") is not None:
-        raise BadRequestData("The q parameter is not supported yet by this broker")
+    q = expand_names(parse_q(p["q"]), terms.expand) if p.get("q") is not None else None
     if p.get("scopeQ") is not None:
         raise BadRequestData("The scopeQ parameter is not supported yet by this broker")
     types = expand_types(parse_types(p["type"]), terms.expand) if p.get("type") else None
@@ -75,13 +75,15 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
         id_pattern=_pattern(p["idPattern"]) if p.get("idPattern") is not None else None,
         attrs=frozenset(terms.expand(a) for a in attrs) if attrs else None,
         geo=geo,
+        q=q,
         limit=limit,
         offset=_int(p, "offset", 0),
         count=count,
     )
     for entity_id in ids or ():
         require_uri(entity_id, "id")
-    if not (query.types or query.ids or query.id_pattern or query.attrs or query.geo):
+    if not (query.types or query.ids or query.id_pattern or query.attrs or query.geo
+            or query.q):
         # Clause 5.7.2: at least one of type, id, idPattern, attrs, q or a geo-query.
         raise BadRequestData("A query needs at least one of type, id, idPattern, attrs, q, "
                              "geoQ")

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from broker.entities.clock import normalize_datetime
+from broker.errors import BadRequestData
 from broker.query.geo import prefilter_box
+from broker.query.qlang import And, Compare, DateTime, Exists, Node, Or, Path, Range, ValueList
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
 from broker.store.protocol import EntityQuery
 
@@ -48,6 +51,10 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         marks = ",".join("?" * len(query.attrs))
         clauses.append(f"e.rid IN (SELECT rid FROM attrs WHERE tenant = ? AND name IN ({marks}))")
         params.extend([tenant, *sorted(query.attrs)])
+    if query.q is not None:
+        sql, more = compile_q(query.q, tenant)
+        clauses.append(sql)
+        params.extend(more)
     if query.geo is not None:
         box = prefilter_box(query.geo)
         sql = ("e.rid IN (SELECT gi.rid FROM geo_index gi JOIN geo_boxes gb ON gb.gid = gi.gid "
@@ -58,3 +65,103 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
             params.extend([box[0], box[1], box[2], box[3]])
         clauses.append(sql + ")")
     return CompiledQuery(" AND ".join(clauses), tuple(params), query.geo is not None)
+
+
+# -- the q language -----------------------------------------------------------------------------
+
+# SQL comparison for each q operator; != is "exists and not ==" (clause 4.9), built separately.
+_SQL_OPS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+
+
+def _json_path(keys: tuple[str, ...]) -> str:
+    return "$" + "".join('."' + k.replace('"', '\\"') + '"' for k in keys)
+
+
+def _typed(value: Any, op: str, column: str | None) -> tuple[str, list[Any]]:
+    """A condition on one attribute row comparing it with one scalar literal."""
+    sql_op = _SQL_OPS[op]
+    if column is not None:
+        literal = value.text if isinstance(value, DateTime) else value
+        if isinstance(value, DateTime) and column == "observed_at":
+            literal = normalize_datetime(value.text, "q")
+        return f"{column} {sql_op} ?", [int(literal) if isinstance(literal, bool) else literal]
+    if isinstance(value, bool):
+        return f"value_bool {sql_op} ?", [int(value)]
+    if isinstance(value, (int, float)):
+        return f"value_num {sql_op} ?", [value]
+    text = value.text if isinstance(value, DateTime) else value
+    cond = f"(value_text {sql_op} ? OR object {sql_op} ?)"
+    params: list[Any] = [text, text]
+    if op == "==":  # an element of a list value (valueList, objectList, JSON array) matches too
+        cond = (f"({cond[1:-1]} OR EXISTS (SELECT 1 FROM json_each(value_json) j "
+                "WHERE j.value = ?))")
+        params.append(text)
+    return cond, params
+
+
+def _equality(value: Any, column: str | None) -> tuple[str, list[Any]]:
+    if isinstance(value, ValueList):
+        parts = [_typed(v, "==", column) for v in value.values]
+        return "(" + " OR ".join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+    if isinstance(value, Range):
+        low, high = _typed(value.low, ">=", column), _typed(value.high, "<=", column)
+        return f"({low[0]} AND {high[0]})", low[1] + high[1]
+    if isinstance(value, (And, Or, Compare, Exists)):
+        raise BadRequestData("q: a value cannot be a query")
+    return _typed(value, "==", column)
+
+
+def _column(path: Path) -> str | None:
+    """The SQL expression a path compares, or None for the attribute's value itself."""
+    if path.keys:
+        # The JSON path is a string literal (quotes doubled), not a parameter, so the same
+        # expression can serve both the existence test and the comparison.
+        literal = "'" + _json_path(path.keys).replace("'", "''") + "'"
+        return f"json_extract(value_json, {literal})"
+    if path.member is None:
+        return None
+    column = _MEMBER_COLUMNS.get(path.member)
+    if column is None:
+        raise BadRequestData(f"q on the {path.member} of an attribute is not supported yet")
+    return column
+
+
+_MEMBER_COLUMNS = {"observedAt": "observed_at", "datasetId": "dataset_id"}
+
+
+def _row_condition(node: Compare) -> tuple[str, list[Any]]:
+    col = _column(node.path)
+    if node.op in ("~=", "!~="):
+        target = col or "value_text"
+        if node.op == "~=":
+            return f"{target} REGEXP ?", [node.value]
+        return f"{target} IS NOT NULL AND NOT ({target} REGEXP ?)", [node.value]
+    if node.op == "!=":
+        cond, params = _equality(node.value, col)
+        return f"NOT coalesce(({cond}), 0)", params
+    if node.op == "==":
+        return _equality(node.value, col)
+    if isinstance(node.value, (Range, ValueList)):
+        raise BadRequestData(f"q: {node.op} takes a single value")
+    return _typed(node.value, node.op, col)
+
+
+def _row_name(path: Path) -> str:
+    return f"{path.attr}.{path.sub}" if path.sub else path.attr
+
+
+def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
+    """A q AST (names expanded) as a condition on `e`, the entities table."""
+    if isinstance(node, (And, Or)):
+        parts = [compile_q(i, tenant) for i in node.items]
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+    rows = "SELECT rid FROM attrs WHERE tenant = ? AND name = ?"
+    params: list[Any] = [tenant, _row_name(node.path)]
+    if isinstance(node, Exists):
+        column = _column(node.path)
+        if column is not None:
+            rows += f" AND {column} IS NOT NULL"
+        return (f"e.rid {'NOT IN' if node.negated else 'IN'} ({rows})", params)
+    cond, more = _row_condition(node)
+    return f"e.rid IN ({rows} AND {cond})", params + more
