@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.entities.kinds import GEOMETRY_TYPES
 from broker.errors import BadRequestData
 
 _MAX_GEOMETRIES = 1000  # members of a GeometryCollection; a bound on work per attribute
@@ -59,7 +60,8 @@ _CHECKS = {
 
 def is_geometry(value: Any) -> bool:
     """Whether a value looks like a GeoJSON geometry (for concise input)."""
-    return isinstance(value, dict) and value.get("type") in _CHECKS | {"GeometryCollection": 0} \
+    kind = value.get("type") if isinstance(value, dict) else None
+    return isinstance(kind, str) and kind in GEOMETRY_TYPES \
         and ("coordinates" in value or "geometries" in value)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.entities.kinds import VALUE_MEMBER
-from broker.entities.parse import Fragment, Instance
+from broker.entities.parse import Fragment, Instance, check_value
 from broker.errors import BadRequestData, ResourceNotFound
 
 Entity = dict[str, Any]
@@ -153,6 +153,8 @@ def partial_update(entity: Entity, attr_iri: str, instance: Instance, now: str) 
     for member in VALUE_MEMBER.values():
         if member in instance and member != own:
             raise BadRequestData(f"Attribute {attr_iri} is a {kind}: it has no {member}")
+    if own in instance:
+        check_value(kind, instance[own], f"Attribute {attr_iri}")
     instances[index] = _merge_members(old, instance, now)
     new = _copy(entity)
     new["attrs"][attr_iri] = instances

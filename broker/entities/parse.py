@@ -15,6 +15,7 @@ from typing import Any
 from broker.entities.clock import normalize_datetime
 from broker.entities.geometry import check_geometry, is_geometry
 from broker.entities.kinds import (
+    GEOMETRY_TYPES,
     IGNORED,
     KIND_BY_MEMBER,
     NULL,
@@ -37,6 +38,7 @@ _SCOPE_RE = re.compile(r"^/[^\s/#+]+(/[^\s/#+]+)*$")
 _LANG_RE = re.compile(r"^(@none|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)$")
 ENTITY_MEMBERS = frozenset({"id", "@id", "type", "@type", "scope", "createdAt", "modifiedAt",
                             "deletedAt"})
+_GEOMETRY_TYPES = tuple(sorted(GEOMETRY_TYPES))  # a tuple: `in` compares, never hashes
 _RESERVED_NAMES = frozenset({"id", "@id", "type", "@type", "@context", "scope"})
 
 
@@ -159,6 +161,11 @@ _VALUE_CHECKS = {
 }
 
 
+def check_value(kind: str, value: Any, where: str) -> Any:
+    """The value member of a `kind` attribute, checked (clause 4.5); BadRequestData if wrong."""
+    return _VALUE_CHECKS[kind](value, where)
+
+
 # -- instances ---------------------------------------------------------------------------------
 
 def _is_null(raw: Any) -> bool:
@@ -173,11 +180,8 @@ def _is_null(raw: Any) -> bool:
 def _kind_of(raw: dict[str, Any], where: str, partial: bool) -> str | None:
     kind = raw.get("type")
     if kind is not None:
-        if kind in VALUE_MEMBER:
-            return str(kind)
-        if kind in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
-                    "MultiPolygon", "GeometryCollection"):
-            return "GeoProperty"  # a bare geometry in concise form
+        if isinstance(kind, str) and kind in VALUE_MEMBER:
+            return kind
         raise BadRequestData(f"{where}: {kind!r} is not an attribute type")
     for member, inferred in KIND_BY_MEMBER:
         if member in raw:
@@ -200,27 +204,31 @@ class _Ctx:
 def _instance(name: str, raw: Any, ctx: _Ctx, *, partial: bool = False,
               sub: bool = False) -> Instance:
     where = f"Attribute {name}"
-    if not isinstance(raw, dict) or (raw.get("type") in ("Point", "MultiPoint", "LineString",
-                                                         "MultiLineString", "Polygon",
-                                                         "MultiPolygon", "GeometryCollection")):
+    if not isinstance(raw, dict) or raw.get("type") in _GEOMETRY_TYPES:
         if isinstance(raw, dict):  # a bare geometry, concise GeoProperty
             return _stamp({"type": "GeoProperty", "value": _geo(raw, where)}, ctx, partial)
         if partial:
             raise BadRequestData(f"{where}: the body must be a JSON object")
         return _stamp({"type": "Property", "value": _not_null(raw, where)}, ctx, partial)
+    given = "type" in raw
     kind = _kind_of(raw, where, partial)
-    out: Instance = {} if kind is None else {"type": kind}
+    # A partial update may leave "type" out (clause 5.6.4): the members are still checked
+    # against the kind they imply, except a bare "value" (Property or GeoProperty), which
+    # mutate.partial_update checks against the stored kind.
+    out: Instance = {"type": kind} if kind is not None and (given or not partial) else {}
+    if partial and not given and kind in ("Property", "GeoProperty"):
+        kind = None
     own = VALUE_MEMBER.get(kind or "", "")
     for member, value in raw.items():
         if member == "type" or member in IGNORED:
             continue
         if member in VALUE_MEMBERS:
-            if kind is None:  # partial update without a type: judged against the stored kind
+            if kind is None:
                 out[member] = value
                 continue
             if member != own:
                 raise BadRequestData(f"{where}: {member} does not belong to a {kind}")
-            value = _VALUE_CHECKS[kind](value, where)
+            value = check_value(kind, value, where)
             if kind == "VocabProperty":
                 value = ([ctx.terms.expand(v) for v in value] if isinstance(value, list)
                          else ctx.terms.expand(value))
@@ -246,7 +254,7 @@ def _instance(name: str, raw: Any, ctx: _Ctx, *, partial: bool = False,
                 out[iri] = None  # merge-patch deletes this sub-attribute
             else:
                 out[iri] = _instance(f"{name}.{member}", value, ctx, sub=True)
-    if kind is not None and own not in out:
+    if kind is not None and (given or not partial) and own not in out:
         raise BadRequestData(f"{where}: a {kind} needs its {own} member")
     return _stamp(out, ctx, partial)
 

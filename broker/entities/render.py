@@ -68,7 +68,8 @@ def _value(inst: Instance, terms: Terms) -> tuple[str, Any]:
     return member, value
 
 
-def _normalized(inst: Instance, terms: Terms, opts: RenderOptions, concise: bool) -> Any:
+def _normalized(inst: Instance, terms: Terms, opts: RenderOptions, concise: bool,
+                bare: bool = True) -> Any:
     kind = inst["type"]
     member, value = _value(inst, terms)
     out: dict[str, Any] = {"type": kind, member: value}
@@ -86,7 +87,7 @@ def _normalized(inst: Instance, terms: Terms, opts: RenderOptions, concise: bool
             out[terms.compact(key)] = _normalized(sub, terms, opts, concise)
     if not concise:
         return out
-    if set(out) == {"type", "value"} and kind in ("Property", "GeoProperty"):
+    if bare and set(out) == {"type", "value"} and kind in ("Property", "GeoProperty"):
         return out["value"]  # a bare geometry reads back as a GeoProperty
     del out["type"]  # concise: the value member names the kind (clause 4.5.x)
     return out
@@ -107,7 +108,10 @@ def _attribute(instances: list[Instance], terms: Terms, opts: RenderOptions) -> 
     if opts.format == "keyValues":
         return _key_value(_default(instances), terms, opts)
     concise = opts.format == "concise"
-    rendered = [_normalized(i, terms, opts, concise) for i in instances]
+    # Several instances stay objects even in concise form: a list holding a bare value would
+    # read back as one Property whose value is that list.
+    bare = len(instances) == 1
+    rendered = [_normalized(i, terms, opts, concise, bare) for i in instances]
     return rendered[0] if len(rendered) == 1 else rendered
 
 

@@ -1,12 +1,12 @@
 """The built-in contexts: the NGSI-LD core @context (shipped in contracts/ld/) and what it embeds.
 
 Every published spelling of the core context URL resolves here without a fetch, so the broker
-works offline and clients that still send older versions (v1.3 ... v1.8) keep working.
+works offline (architecture invariant 7) and clients that still send an older version keep
+working: the terms of v1.3 ... v1.8 are all in v1.9, so v1.9 answers for every version.
 """
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,40 +16,60 @@ import orjson
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+CORE_FILE = "ngsi-ld-core-context-v1.9.jsonld"
 
-# The unversioned URL and every versioned one (clause 5.5.7 / annex B), over http or https.
-_CORE_URL_RE = re.compile(
-    r"^https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(?:-v1\.[0-9]+(?:\.[0-9]+)?)?\.jsonld$"
+_CORE_BASE = "uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context"
+# The versions published under uri.etsi.org/ngsi-ld/v1/ (clause 5.5.7 names the unversioned
+# one; each release of GS CIM 009 since 1.3 added a versioned file).
+_CORE_VERSIONS = ("", "-v1.3", "-v1.4", "-v1.5", "-v1.6", "-v1.7", "-v1.8", "-v1.9")
+CORE_CONTEXT_URLS = frozenset(
+    f"{scheme}://{_CORE_BASE}{version}.jsonld"
+    for scheme in ("https", "http")
+    for version in _CORE_VERSIONS
 )
 
-# Other contexts the core one refers to, shipped beside it.
-_LOCAL_FILES = {
+# URL -> file in contracts/ld/ of every context served from the package.
+BUILTIN_FILES: dict[str, str] = {
+    **{url: CORE_FILE for url in CORE_CONTEXT_URLS},
+    # Referenced by the core context's "ngsildproof" term (clause 4.18, signed entities).
     "https://w3id.org/security/data-integrity/v2": "w3id-security-data-integrity-v2.jsonld",
+    "http://w3id.org/security/data-integrity/v2": "w3id-security-data-integrity-v2.jsonld",
 }
 
 
+class MissingContracts(RuntimeError):
+    """contracts/ is not beside the broker package: the installation is broken."""
+
+
 def is_core_context_url(url: str) -> bool:
-    return bool(_CORE_URL_RE.match(url.strip()))
+    return url.strip() in CORE_CONTEXT_URLS
 
 
-def _load(name: str) -> Any:
-    path = CONTRACTS / "ld" / name
-    if not path.exists():
-        raise RuntimeError(f"Built-in context {path} is missing: is contracts/ beside broker/?")
-    return orjson.loads(path.read_bytes())
+def is_builtin_url(url: str) -> bool:
+    return url.strip() in BUILTIN_FILES
 
 
 @cache
+def _load(name: str) -> Any:
+    path = CONTRACTS / "ld" / name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise MissingContracts(
+            f"Built-in @context {path} is missing: contracts/ must sit beside broker/ "
+            "(install the project from its source tree, e.g. pip install -e .)") from None
+    return orjson.loads(raw)
+
+
 def core_document() -> dict[str, Any]:
-    """The core context document ({"@context": {...}})."""
-    doc = _load("ngsi-ld-core-context-v1.9.jsonld")
-    assert isinstance(doc, dict)
+    """The core context document ({"@context": {...}}), read once."""
+    doc = _load(CORE_FILE)
+    if not isinstance(doc, dict) or not isinstance(doc.get("@context"), dict):
+        raise MissingContracts(f"{CONTRACTS / 'ld' / CORE_FILE} is not a JSON-LD context")
     return doc
 
 
 def builtin_document(url: str) -> Any | None:
     """The document behind a built-in context URL, or None if the URL is not built in."""
-    if is_core_context_url(url):
-        return core_document()
-    name = _LOCAL_FILES.get(url.strip())
+    name = BUILTIN_FILES.get(url.strip())
     return _load(name) if name else None

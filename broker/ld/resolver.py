@@ -1,19 +1,25 @@
-"""Turn the @context of a request into a TermMap: resolve URLs, compile once, cache.
+"""Turn the @context of a request into a TermMap: resolve URLs, compile once, cache. I/O.
 
-A context value is None (core only), a URL, an inline object, or a list of those. URLs resolve
-in order: built-in (the core context, whatever version it is spelt with), hosted by this broker
-(/ngsi-ld/v1/jsonldContexts/{id}), cached in the store, else fetched under the address policy
-and cached (kind "Cached", clause 5.13). Caches here are per process and safe to lose.
+A context value is None (core only), a URL, an inline object, or a list of those (a Link header
+or a body's "@context"). URLs resolve in this order: built in (the core context, whatever
+version it is spelt with, and what it embeds); hosted by this broker
+(.../ngsi-ld/v1/jsonldContexts/{id} or the bare id); cached in the store; else fetched under the
+address policy and stored as kind "Cached" (clause 5.13). The compiled TermMaps and fetched
+documents are cached per process in LRUs that are safe to lose (architecture invariant 4).
+
+It also carries out the /jsonldContexts operations (clauses 5.13.2-5.13.5) for the HTTP handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 
@@ -23,107 +29,183 @@ from broker.ld.core import builtin_document, is_core_context_url
 from broker.ld.fetch import fetch_json
 from broker.ld.netpolicy import AddressPolicy
 from broker.ld.termmap import CORE_TERMS, TermMap, compile_context
-from broker.store.protocol import Store, StoredContext
+from broker.store.protocol import StoredContext
 
-MAX_DEPTH = 8  # nested remote contexts; JSON-LD 1.1 leaves the limit to processors
+MAX_DEPTH = 8  # nesting of remote contexts; JSON-LD 1.1 leaves the limit to processors
+MAX_DOCUMENTS = 32  # remote documents one @context may pull in, so fan-out is bounded too
 HOSTED_PREFIX = "urn:ngsi-ld:jsonldContext:"
-_HOSTED_PATH = re.compile(r"/ngsi-ld/v1/jsonldContexts/([^/?#]+)$")
+HOSTED_PATH = "/ngsi-ld/v1/jsonldContexts/"
+KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
+
+
+class ContextStore(Protocol):
+    """The context half of broker.store.protocol.Store: all the resolver needs of a store."""
+
+    async def put_context(self, ctx: StoredContext) -> None: ...
+
+    async def get_context(self, context_id: str) -> StoredContext | None: ...
+
+    async def list_contexts(self, kind: str | None = None) -> list[StoredContext]: ...
+
+    async def delete_context(self, context_id: str) -> bool: ...
+
+    async def touch_context(self, context_id: str, when: str) -> None: ...
+
+
+@dataclass
+class _Walk:
+    """The state of resolving one @context: how many remote documents it has pulled in."""
+
+    documents: int = 0
+
+
+class _LRU(OrderedDict[Any, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def find(self, key: Any) -> Any | None:
+        found = self.get(key)
+        if found is not None:
+            self.move_to_end(key)
+        return found
+
+    def keep(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 class ContextResolver:
+    """Resolves and compiles @contexts for one broker process."""
+
     def __init__(
         self,
-        store: Store,
+        store: ContextStore,
         policy: AddressPolicy,
         *,
         timeout: float = 5.0,
         max_bytes: int = 1_000_000,
         cache_size: int = 512,
         self_base_url: str | None = None,
+        remember_inline: bool = True,
     ) -> None:
+        """`self_base_url`: where clients reach this broker, so that a missing context under
+        it fails at once instead of being fetched; `remember_inline`: keep every distinct
+        inline or compound @context as kind ImplicitlyCreated (clause 5.13)."""
         self.store = store
         self.policy = policy
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self.cache_size = cache_size
-        self.self_base_url = self_base_url
-        self._maps: OrderedDict[bytes, TermMap] = OrderedDict()
-        self._documents: OrderedDict[str, Any] = OrderedDict()
+        self.self_base_url = self_base_url.rstrip("/") if self_base_url else None
+        self.remember_inline = remember_inline
+        self._maps = _LRU(cache_size)  # canonical JSON of a context value -> TermMap
+        self._documents = _LRU(cache_size)  # URL -> document
+        self._pending: dict[bytes, asyncio.Future[TermMap]] = {}
 
     # -- term maps ---------------------------------------------------------------------------
     async def term_map(self, context: Any | None) -> TermMap:
+        """The compiled context for a request's @context (None: the core context alone)."""
+        given, context = context, _without_core(context)
         if context is None:
             return CORE_TERMS
-        if isinstance(context, str) and is_core_context_url(context):
-            return CORE_TERMS
-        key = orjson.dumps(context, option=orjson.OPT_SORT_KEYS)
-        found = self._maps.get(key)
+        try:
+            key = orjson.dumps(context, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            raise BadRequestData("An @context must be JSON") from None
+        found: TermMap | None = self._maps.find(key)
         if found is not None:
-            self._maps.move_to_end(key)
             return found
-        objects = await self._resolve(context, 0, ())
-        terms = compile_context(objects)
-        if not isinstance(context, str):
-            await self._remember_inline(context, key)
-        self._maps[key] = terms
-        if len(self._maps) > self.cache_size:
-            self._maps.popitem(last=False)
+        # Concurrent requests with the same new context share one resolution (and one fetch).
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._build(context, given, key))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: bytes, done: asyncio.Future[TermMap]) -> None:
+        self._pending.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved, so an error nobody awaited any more is not logged
+
+    async def _build(self, context: Any, given: Any, key: bytes) -> TermMap:
+        terms = compile_context(await self._resolve(context, None, 0, (), _Walk()))
+        if self.remember_inline and _has_inline(context):
+            await self._remember_inline(given, key)
+        self._maps.keep(key, terms)
         return terms
 
     async def _resolve(
-        self, value: Any, depth: int, trail: tuple[str, ...]
+        self, value: Any, base: str | None, depth: int, trail: tuple[str, ...], walk: _Walk
     ) -> list[Mapping[str, Any]]:
-        if value is None:
-            return []
+        """The context objects `value` stands for, in order, remote ones fetched."""
         if isinstance(value, list):
             out: list[Mapping[str, Any]] = []
             for item in value:
-                out.extend(await self._resolve(item, depth, trail))
+                if item is None:
+                    out.clear()  # JSON-LD: null resets the active context
+                else:
+                    out.extend(await self._resolve(item, base, depth, trail, walk))
             return out
         if isinstance(value, dict):
+            if isinstance(value.get("@import"), str):  # JSON-LD 1.1 §4.1.10: merge, own win
+                imported = await self._resolve(value["@import"], base, depth, trail, walk)
+                if len(imported) != 1:
+                    raise LdContextNotAvailable(f"@import {value['@import']} is not one object")
+                return [{**imported[0], **{k: v for k, v in value.items() if k != "@import"}}]
             return [value]
         if not isinstance(value, str):
             raise BadRequestData("An @context must be a URL, an object, or a list of those")
-        if value in trail:
-            raise LdContextNotAvailable(f"@context {value} includes itself")
+        url = urljoin(base, value) if base else value
+        if url in trail:
+            raise LdContextNotAvailable(f"@context {url} includes itself")
         if depth >= MAX_DEPTH:
-            raise LdContextNotAvailable(f"@context nesting deeper than {MAX_DEPTH} at {value}")
-        document = await self._document(value)
+            raise LdContextNotAvailable(f"@context nesting deeper than {MAX_DEPTH} at {url}")
+        document = await self._document(url, walk)
         if not isinstance(document, dict) or "@context" not in document:
-            raise LdContextNotAvailable(f"{value} holds no @context")
-        return await self._resolve(document["@context"], depth + 1, (*trail, value))
+            raise LdContextNotAvailable(f"{url} holds no @context")
+        return await self._resolve(document["@context"], url, depth + 1, (*trail, url), walk)
 
-    async def _document(self, url: str) -> Any:
+    async def _document(self, url: str, walk: _Walk) -> Any:
         builtin = builtin_document(url)
         if builtin is not None:
             return builtin
-        if url in self._documents:
-            return self._documents[url]
-        hosted_id = self._hosted_id(url)
-        if hosted_id is not None:
-            stored = await self.store.get_context(hosted_id)
-            if stored is None:
-                raise LdContextNotAvailable(f"No hosted @context {hosted_id}")
+        found = self._documents.find(url)
+        if found is not None:
+            return found
+        walk.documents += 1
+        if walk.documents > MAX_DOCUMENTS:
+            raise LdContextNotAvailable(f"@context pulls in more than {MAX_DOCUMENTS} documents")
+        hosted_id = _hosted_id(url)
+        stored = await self.store.get_context(hosted_id or url)
+        if stored is None and hosted_id is not None and self._is_own(url):
+            raise LdContextNotAvailable(f"No @context {hosted_id} is held by this broker")
+        if stored is not None:
             document = stored.body
+            await self.store.touch_context(stored.id, now_iso())
         else:
-            stored = await self.store.get_context(url)
-            if stored is not None:
-                document = stored.body
-                await self.store.touch_context(stored.id, now_iso())
-            else:
-                document = await self._fetch_and_cache(url)
-        self._documents[url] = document
-        if len(self._documents) > self.cache_size:
-            self._documents.popitem(last=False)
+            document = await self._fetch_and_cache(url)
+        self._documents.keep(url, document)
+        return document
+
+    def _is_own(self, url: str) -> bool:
+        if url.startswith(HOSTED_PREFIX):
+            return True
+        return self.self_base_url is not None and url.startswith(self.self_base_url + "/")
+
+    async def _fetch(self, url: str) -> Any:
+        document = await fetch_json(url, self.policy, timeout=self.timeout,
+                                    max_bytes=self.max_bytes)
+        if not isinstance(document, dict) or "@context" not in document:
+            raise LdContextNotAvailable(f"{url} is JSON but holds no @context")
         return document
 
     async def _fetch_and_cache(self, url: str) -> Any:
-        document = await fetch_json(url, self.policy, timeout=self.timeout,
-                                    max_bytes=self.max_bytes)
-
-        local_id = hashlib.sha256(url.encode()).hexdigest()[:32]
+        document = await self._fetch(url)
         await self.store.put_context(StoredContext(
-            id=local_id, url=url, kind="Cached", body=document, created_at=now_iso()))
+            id=_cached_id(url), url=url, kind="Cached", body=document, created_at=now_iso()))
         return document
 
     async def _remember_inline(self, context: Any, key: bytes) -> None:
@@ -135,12 +217,6 @@ class ContextResolver:
                 id=local_id, url=local_id, kind="ImplicitlyCreated",
                 body={"@context": context}, created_at=now_iso()))
 
-    def _hosted_id(self, url: str) -> str | None:
-        if url.startswith(HOSTED_PREFIX):
-            return url
-        match = _HOSTED_PATH.search(url)
-        return match.group(1) if match else None
-
     def forget(self) -> None:
         """Drop every cached map and document (after a context is deleted or reloaded)."""
         self._maps.clear()
@@ -148,12 +224,13 @@ class ContextResolver:
 
     # -- /jsonldContexts operations (clauses 5.13.2-5.13.5) ------------------------------------
     async def add_hosted(self, body: Any, now: str) -> StoredContext:
+        """Host a client's @context (5.13.2); it must be usable, so it is resolved first."""
         if not isinstance(body, dict) or "@context" not in body:
             raise BadRequestData("The body must be a JSON object with an @context member")
         context = body["@context"]
         if not isinstance(context, (dict, list, str)):
             raise BadRequestData("@context must be an object, a URL or a list of those")
-        await self._resolve(context, 0, ())  # refuse what could never be used
+        compile_context(await self._resolve(context, None, 0, (), _Walk()))
         local_id = HOSTED_PREFIX + str(uuid.uuid4())
         ctx = StoredContext(id=local_id, url=local_id, kind="Hosted",
                             body={"@context": context}, created_at=now)
@@ -161,21 +238,62 @@ class ContextResolver:
         return ctx
 
     async def list(self, kind: str | None = None) -> list[StoredContext]:
+        """The stored contexts, optionally of one kind (5.13.3)."""
+        if kind is not None and kind not in KINDS:
+            raise BadRequestData(f"kind must be one of {', '.join(KINDS)}")
         return await self.store.list_contexts(kind)
 
     async def get(self, context_id: str) -> StoredContext:
+        """One stored context (5.13.4)."""
         found = await self.store.get_context(context_id)
         if found is None:
             raise ResourceNotFound(f"No @context {context_id}")
         return found
 
-    async def delete(self, context_id: str, *, reload: bool = False) -> None:
+    async def delete(self, context_id: str, reload: bool = False) -> None:
+        """Delete a stored context, or with `reload` fetch a Cached one again (5.13.5). A failed
+        reload keeps the copy held so far and raises LdContextNotAvailable."""
         if is_core_context_url(context_id):
             raise BadRequestData("The core @context cannot be deleted")
         found = await self.get(context_id)
-        if reload and found.kind != "Cached":
-            raise BadRequestData("Only a cached @context can be reloaded")
-        await self.store.delete_context(found.id)
-        self.forget()
         if reload:
-            await self._fetch_and_cache(found.url)
+            if found.kind != "Cached":
+                raise BadRequestData(f"Only a Cached @context can be reloaded, not {found.kind}")
+            document = await self._fetch(found.url)
+            await self.store.put_context(replace(found, body=document))
+        else:
+            await self.store.delete_context(found.id)
+        self.forget()
+
+
+def _without_core(context: Any) -> Any:
+    """The context less the core context URLs it names (it is always applied last anyway);
+    None when nothing else is left."""
+    if isinstance(context, str) and is_core_context_url(context):
+        return None
+    if isinstance(context, list):
+        rest = [c for c in context if not (isinstance(c, str) and is_core_context_url(c))]
+        return rest or None
+    return context
+
+
+def _has_inline(context: Any) -> bool:
+    return isinstance(context, dict) or (
+        isinstance(context, list) and any(isinstance(c, dict) for c in context))
+
+
+def _hosted_id(url: str) -> str | None:
+    """The local id if `url` names a context held by a broker: a bare id, or a URL whose path
+    is /ngsi-ld/v1/jsonldContexts/{id} (under any host)."""
+    if url.startswith(HOSTED_PREFIX):
+        return url
+    path = urlsplit(url).path
+    if HOSTED_PATH not in path:
+        return None
+    local_id = unquote(path.rsplit(HOSTED_PATH, 1)[1])
+    return local_id if local_id and "/" not in local_id else None
+
+
+def _cached_id(url: str) -> str:
+    # Derived from the URL, so every replica caching the same URL writes the same row.
+    return HOSTED_PREFIX + "cached:" + hashlib.sha256(url.encode()).hexdigest()[:32]

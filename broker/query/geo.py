@@ -1,156 +1,124 @@
-"""Geo-queries (clause 4.10): parse, prefilter box for the store's spatial index, exact check.
+"""Geo-queries (ETSI GS CIM 009 clause 4.10): the public surface, and the box a store's spatial
+index prefilters on. Pure.
 
-Pure. The exact check uses shapely on longitude/latitude as a plane for the topological
-relations (as PostGIS does on `geometry`), and great-circle distances on a sphere of the WGS84
-mean radius for `near`, so a `maxDistance` in metres means metres on the ground.
+A store answers a geo-query in two steps: its spatial index (an R*Tree in SQLite, GiST in
+PostGIS) keeps the entities whose GeoProperty's bounding box intersects `bbox_prefilter(q)`,
+then `geo_matches` decides on those candidates only. The box never leaves out a true match (a
+hypothesis test checks it); it may let false candidates through.
+
+Parsing lives in geo_parse, the exact check in geo_eval; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-import orjson
-import shapely
-from shapely.geometry import shape
-from shapely.geometry.base import BaseGeometry
-from shapely.ops import nearest_points
+from broker.query.geo_eval import EARTH_RADIUS_M, distance_m, geo_matches, haversine_m
+from broker.query.geo_parse import (
+    DEFAULT_GEOPROPERTY,
+    GEOMETRIES,
+    RELATIONS,
+    GeoQuery,
+    geo_query_from_json,
+    parse_geo_query,
+)
 
-from broker.entities.geometry import check_geometry
-from broker.errors import BadRequestData
+__all__ = [
+    "DEFAULT_GEOPROPERTY",
+    "GEOMETRIES",
+    "RELATIONS",
+    "BBox",
+    "GeoQuery",
+    "bbox_prefilter",
+    "distance_m",
+    "geo_matches",
+    "geo_query_from_json",
+    "geometry_bbox",
+    "haversine_m",
+    "parse_geo_query",
+]
 
-EARTH_RADIUS_M = 6_371_008.8  # mean radius of the WGS84 ellipsoid (IUGG)
-METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
-RELATIONS = frozenset({"near", "within", "contains", "intersects", "equals", "disjoint",
-                       "overlaps"})
-DEFAULT_GEOPROPERTY = "location"
-
-
-@dataclass(frozen=True)
-class GeoQuery:
-    relation: str
-    geometry: dict[str, Any]
-    shape: BaseGeometry
-    geoproperty: str = DEFAULT_GEOPROPERTY
-    max_distance: float | None = None
-    min_distance: float | None = None
-
-
-def _distance_param(text: str) -> tuple[str, float]:
-    name, _, value = text.partition("==")
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadRequestData(f"georel: {text!r} needs a number of metres") from None
-    if name not in ("maxDistance", "minDistance") or number < 0 or not math.isfinite(number):
-        raise BadRequestData(f"georel: {text!r} is not maxDistance==N or minDistance==N")
-    return name, number
+BBox = tuple[float, float, float, float]  # (min_lon, min_lat, max_lon, max_lat): GeoJSON's order
+# Added to maxDistance: covers the centimetres by which geo_eval's great-circle pieces stray
+# from straight longitude/latitude edges, and any rounding.
+PREFILTER_SLACK_M = 1.0
+_ALL_LONGITUDES = (-180.0, 180.0)
 
 
-def parse_geo_query(georel: str | None, geometry: str | None, coordinates: Any,
-                    geoproperty: str | None = None) -> GeoQuery | None:
-    """A GeoQuery from the query parameters (or the JSON body form's members); None if absent."""
-    if georel is None and geometry is None and coordinates is None:
-        return None
-    missing = [n for n, v in (("georel", georel), ("geometry", geometry),
-                              ("coordinates", coordinates)) if v is None]
-    if missing:
-        raise BadRequestData(f"A geo-query needs georel, geometry and coordinates; missing "
-                             f"{', '.join(missing)}")
-    assert georel is not None and geometry is not None
-    relation, *extras = georel.split(";")
-    if relation not in RELATIONS:
-        raise BadRequestData(f"georel {relation!r} is not one of {', '.join(sorted(RELATIONS))}")
-    distances = dict(_distance_param(e) for e in extras)
-    if relation == "near" and not distances:
-        raise BadRequestData("georel near needs maxDistance==N or minDistance==N")
-    if relation != "near" and distances:
-        raise BadRequestData(f"georel {relation} takes no distance")
-    if isinstance(coordinates, str):
-        try:
-            coordinates = orjson.loads(coordinates)
-        except orjson.JSONDecodeError:
-            raise BadRequestData(f"coordinates {coordinates!r} are not a JSON array") from None
-    geo = {"type": geometry, "coordinates": coordinates}
-    check_geometry(geo, "geo-query")
-    if geometry == "GeometryCollection":
-        raise BadRequestData("A geo-query geometry cannot be a GeometryCollection")
-    try:
-        parsed = shape(geo)
-    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
-        raise BadRequestData(f"geo-query geometry is not valid: {exc}") from None
-    return GeoQuery(relation, geo, parsed, geoproperty or DEFAULT_GEOPROPERTY,
-                    distances.get("maxDistance"), distances.get("minDistance"))
-
-
-def geo_query_from_json(obj: Any) -> GeoQuery | None:
-    """The GeoQuery data type of POST /entityOperations/query and subscriptions (5.2.13)."""
-    if obj is None:
-        return None
-    if not isinstance(obj, dict):
-        raise BadRequestData("geoQ must be an object")
-    return parse_geo_query(obj.get("georel"), obj.get("geometry"), obj.get("coordinates"),
-                           obj.get("geoproperty"))
-
-
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def distance_m(a: BaseGeometry, b: BaseGeometry) -> float:
-    """Great-circle distance in metres between the nearest points of two geometries (0 if they
-    touch). Nearest points are found in the lon/lat plane, good at city scale."""
-    if a.intersects(b):
-        return 0.0
-    p, q = nearest_points(a, b)
-    return haversine_m(p.x, p.y, q.x, q.y)
-
-
-_PREDICATES = {
-    "within": lambda e, q: e.within(q) or e.equals(q),
-    "contains": lambda e, q: e.contains(q),
-    "intersects": lambda e, q: e.intersects(q),
-    "equals": lambda e, q: e.equals(q),
-    "disjoint": lambda e, q: e.disjoint(q),
-    "overlaps": lambda e, q: e.overlaps(q),
-}
-
-
-def geo_matches(query: GeoQuery, value: Any) -> bool:
-    """Whether an entity's GeoJSON geometry satisfies the query (the entity is the subject:
-    `within` means the entity lies within the query geometry)."""
-    try:
-        subject = shape(value)
-    except (ValueError, TypeError, AttributeError, shapely.errors.ShapelyError):
-        return False
-    if query.relation == "near":
-        d = distance_m(subject, query.shape)
-        if query.max_distance is not None and d > query.max_distance:
-            return False
-        return not (query.min_distance is not None and d < query.min_distance)
-    return bool(_PREDICATES[query.relation](subject, query.shape))
-
-
-def prefilter_box(query: GeoQuery) -> tuple[float, float, float, float] | None:
-    """(min_lon, max_lon, min_lat, max_lat) that every match's bounding box intersects, or None
-    when no box can bound the matches (disjoint, minDistance alone)."""
+def bbox_prefilter(query: GeoQuery) -> BBox | None:
+    """The box that the bounding box of every matching entity geometry intersects; None when
+    matches can lie anywhere (disjoint, near with minDistance only)."""
     if query.relation == "disjoint" or (query.relation == "near" and query.max_distance is None):
         return None
-    min_x, min_y, max_x, max_y = query.shape.bounds
-    if query.relation == "near":
-        assert query.max_distance is not None
-        # Grow by the distance in degrees; longitude degrees shrink with cos(latitude), taken
-        # at the latitude farthest from the equator so the box never cuts a true match.
-        grow_lat = query.max_distance / METRES_PER_DEGREE * 1.001
-        min_y, max_y = max(-90.0, min_y - grow_lat), min(90.0, max_y + grow_lat)
-        widest = max(abs(min_y), abs(max_y))
-        cos_lat = math.cos(math.radians(widest))
-        if cos_lat < 1e-6:
-            return -180.0, 180.0, min_y, max_y
-        grow_lon = grow_lat / cos_lat
-        min_x, max_x = max(-180.0, min_x - grow_lon), min(180.0, max_x + grow_lon)
-    return min_x, max_x, min_y, max_y
+    bounds: BBox = query.shape.bounds
+    if query.relation != "near":
+        # within, contains, equals, intersects, overlaps all share a point with the query
+        # geometry, so the entity's box meets the query geometry's box.
+        return bounds
+    assert query.max_distance is not None
+    return _grown(bounds, query.max_distance + PREFILTER_SLACK_M)
+
+
+def geometry_bbox(value: Any) -> BBox | None:
+    """(min_lon, min_lat, max_lon, max_lat) of a GeoJSON geometry's positions (altitude
+    ignored); None when it has none. Never raises, whatever the value."""
+    positions = list(_positions(value))
+    if not positions:
+        return None
+    lons, lats = [p[0] for p in positions], [p[1] for p in positions]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+def _grown(bounds: BBox, metres: float) -> BBox:
+    """Every point within `metres` (great-circle) of some point of `bounds`."""
+    min_lon, min_lat, max_lon, max_lat = bounds
+    arc = metres / EARTH_RADIUS_M  # radians
+    # A point `arc` away is at most `arc` of latitude away, exactly.
+    grow_lat = math.degrees(arc)
+    low, high = max(-90.0, min_lat - grow_lat), min(90.0, max_lat + grow_lat)
+    # ... and at most asin(sin(arc) / cos(lat)) of longitude (the widest point of a spherical
+    # cap), largest at the latitude farthest from the equator; when the cap holds a pole
+    # (sin(arc) >= cos(lat)), every longitude is in reach.
+    widest = math.radians(max(abs(min_lat), abs(max_lat)))
+    reach = math.sin(arc) / math.cos(widest) if arc < math.pi / 2 else math.inf
+    if reach >= 1.0:
+        return _ALL_LONGITUDES[0], low, _ALL_LONGITUDES[1], high
+    grow_lon = math.degrees(math.asin(reach))
+    west, east = min_lon - grow_lon, max_lon + grow_lon
+    if west < -180.0 or east > 180.0:
+        # Across the antimeridian: one box cannot wrap around, so it spans every longitude.
+        west, east = _ALL_LONGITUDES
+    return west, low, east, high
+
+
+def _positions(value: Any) -> Iterator[tuple[float, float]]:
+    # Walked with explicit stacks, not recursion: a stored value of any depth cannot overflow.
+    geometries, arrays = [value], []
+    while geometries:
+        geometry = geometries.pop()
+        if not isinstance(geometry, dict):
+            continue
+        if geometry.get("type") == "GeometryCollection":
+            members = geometry.get("geometries")
+            geometries.extend(members if isinstance(members, list) else ())
+        else:
+            arrays.append(geometry.get("coordinates"))
+    while arrays:
+        item = arrays.pop()
+        if not isinstance(item, list):
+            continue
+        if len(item) >= 2 and _is_number(item[0]) and _is_number(item[1]):
+            yield float(item[0]), float(item[1])
+        else:
+            arrays.extend(item)
+
+
+def _is_number(x: Any) -> bool:
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int beyond any float
+        return False

@@ -1,36 +1,63 @@
-"""The NGSI-LD query language, q (clause 4.9): a pure parser to an immutable AST.
+"""The NGSI-LD query language, q (ETSI GS CIM 009 v1.9.1 clause 4.9), as pure functions.
 
-    q = term *( (";" / "|") term )      ; ";" (and) binds tighter than "|" (or)
-    term = "(" q ")" / ["!"] path / path op value
-    op = "==" / "!=" / ">=" / "<=" / ">" / "<" / "~=" / "!~="
-    path = attr ["." sub-attribute or member] *("[" key "]")
-    value = number / '"' string '"' / true / false / date-time / uri / low ".." high / v1 "," v2 ...
+    q        = term *( (";" / "|") term )   ; ";" (and) binds tighter than "|" (or)
+    term     = "(" q ")" / "!" path / path [ op value ]
+    op       = "==" / "!=" / ">=" / "<=" / ">" / "<" / "~=" / "!~="
+    path     = name *( "[" key "]" )         ; name = attr ["." sub] ["." member]
+    value    = item [ ".." item / 1*( "," item ) ]
+    item     = number / '"' string '"' / true / false / date-time / date / time / uri
 
-Errors are QuerySyntaxError (a BadRequestData) with the position of the offending character.
+Dotted names. A name is a run of [A-Za-z0-9_:/#.%@-]. It is split at each "." into segments, and a
+"." separates two parts of the path when the part before it is a term (has no ':'), or when the
+segment after it is a member name (observedAt, createdAt, modifiedAt, unitCode, datasetId) or
+starts an absolute IRI or compact IRI (`scheme:`). Otherwise the "." belongs to the IRI, so
+`https://ex.org/ns.v1/temp.https://ex.org/acc` is attr `https://ex.org/ns.v1/temp` and
+sub-attribute `https://ex.org/acc`. The last part is a member when it is a member name; one
+sub-attribute level is supported.
+
+Whitespace is not allowed anywhere outside quoted strings (the spec grammar has none).
+Errors are QuerySyntaxError (a BadRequestData) carrying the 0-based position of the offending
+character. `matches` is the reference evaluator over the internal entity form (docs/internals.md).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime, time
+from typing import Any, ClassVar
 
 from broker.errors import BadRequestData
 
-MAX_Q_LENGTH = 4096  # longer queries are an abuse of the query string
-MAX_DEPTH = 32  # parenthesis nesting
-MAX_TERMS = 256
-MAX_PATTERN = 256  # ~= patterns run inside the store: bound their size (ReDoS)
+MAX_Q_LENGTH = 4096  # an URL query parameter beyond this is abuse, not a query
+MAX_DEPTH = 32  # parenthesis nesting: bounds the parser's recursion
+MAX_TERMS = 256  # terms per query: bounds evaluation and SQL size
+MAX_PATTERN = 256  # ~= patterns: Python `re` backtracks, so bound their size (ReDoS)
 MEMBERS = frozenset({"observedAt", "createdAt", "modifiedAt", "unitCode", "datasetId"})
 OPERATORS = ("!~=", "==", "!=", ">=", "<=", "~=", ">", "<")  # longest first
-_NAME_RE = re.compile(r"[^\s;|()\[\]=!<>~\",.]+(?:\.[^\s;|()\[\]=!<>~\",.]+)*")
-_BARE_FORBIDDEN_RE = re.compile(r"[\s\"<>=!~()\[\]]")
-_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+EQUALITY_OPS = frozenset({"==", "!="})
+ORDER_OPS = frozenset({">", ">=", "<", "<="})
+PATTERN_OPS = frozenset({"~=", "!~="})
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_:/#.%@-]+")
+_KEY_RE = re.compile(r"[A-Za-z0-9_:/#.%@-]+")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_BARE_RE = re.compile(r"(?:[^;|()\",\s.]|\.(?!\.))+")  # stops at '..' (a range)
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_TIME = r"\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[-+]\d{2}:?\d{2})?"
+_DATE = r"\d{4}-\d{2}-\d{2}"
+_DATETIME_RE = re.compile(_DATE + "T" + _TIME)
+_DATE_RE = re.compile(_DATE)
+_TIME_RE = re.compile(_TIME)
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s\"<>\\^`{|}]+")
 
 
 class QuerySyntaxError(BadRequestData):
+    """A q expression that does not parse; `position` is the 0-based offending index."""
+
     def __init__(self, detail: str, position: int) -> None:
         super().__init__(f"q: {detail} at position {position}")
         self.position = position
@@ -38,39 +65,67 @@ class QuerySyntaxError(BadRequestData):
 
 @dataclass(frozen=True)
 class DateTime:
+    """An unquoted date-time, date or time literal, kept as written."""
+
     text: str
+
+    @property
+    def kind(self) -> str:
+        return "datetime" if "T" in self.text else "date" if "-" in self.text[:5] else "time"
+
+
+@dataclass(frozen=True)
+class Uri:
+    """An unquoted URI, e.g. a relationship object."""
+
+    text: str
+
+
+Scalar = bool | int | float | str | DateTime | Uri
 
 
 @dataclass(frozen=True)
 class Range:
-    low: Any
-    high: Any
+    """low..high, inclusive at both ends."""
+
+    low: Scalar
+    high: Scalar
 
 
 @dataclass(frozen=True)
 class ValueList:
-    values: tuple[Any, ...]
+    """a,b,c: equal to any of them (== and != only)."""
+
+    values: tuple[Scalar, ...]
+
+
+Value = Scalar | Range | ValueList
 
 
 @dataclass(frozen=True)
 class Path:
     attr: str
     sub: str | None = None
-    member: str | None = None
     keys: tuple[str, ...] = ()
+    member: str | None = None
+
+
+@dataclass(frozen=True)
+class Exists:
+    path: Path
+    negated: ClassVar[bool] = False  # lets stores handle Exists and NotExists in one branch
+
+
+@dataclass(frozen=True)
+class NotExists(Exists):
+    negated: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
 class Compare:
     path: Path
     op: str
-    value: Any
-
-
-@dataclass(frozen=True)
-class Exists:
-    path: Path
-    negated: bool = False
+    value: Value  # for ~= and !~= the pattern, a str
 
 
 @dataclass(frozen=True)
@@ -83,7 +138,79 @@ class Or:
     items: tuple[Node, ...]
 
 
-Node = Compare | Exists | And | Or
+Node = And | Or | Exists | NotExists | Compare
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _describe(text: str, pos: int) -> str:
+    if pos >= len(text):
+        return "end of query"
+    char = text[pos]
+    return "whitespace" if char.isspace() else repr(char)
+
+
+def _number(raw: str) -> int | float:
+    if any(c in raw for c in ".eE"):
+        number = float(raw)
+        if number in (float("inf"), float("-inf")):
+            raise ValueError("number out of range")
+        return number
+    return int(raw)
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], DateTime]:
+    def convert(raw: str) -> DateTime:
+        parse(raw)  # ValueError for impossible dates such as 2026-02-30
+        return DateTime(raw)
+
+    return convert
+
+
+# Bare literals, tried in order; each converter may raise ValueError.
+_LITERALS: tuple[tuple[re.Pattern[str], Callable[[str], Scalar]], ...] = (
+    (re.compile(r"true|false"), lambda raw: raw == "true"),
+    (_NUMBER_RE, _number),
+    (_DATETIME_RE, _checked(datetime.fromisoformat)),
+    (_DATE_RE, _checked(date.fromisoformat)),
+    (_TIME_RE, _checked(time.fromisoformat)),
+    (_URI_RE, Uri),
+)
+
+
+def _scalar_kind(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, DateTime):
+        return value.kind
+    return "uri" if isinstance(value, Uri) else "string"
+
+
+ORDERABLE_KINDS = frozenset({"number", "string", "datetime", "date", "time"})
+
+
+def _split_name(name: str, start: int) -> list[str]:
+    """The parts of a dotted name (rule in the module docstring)."""
+    parts: list[str] = []
+    offset = start
+    for index, segment in enumerate(name.split(".")):
+        if not segment:
+            raise QuerySyntaxError("empty name segment", offset)
+        separates = (
+            index == 0
+            or ":" not in parts[-1]
+            or segment in MEMBERS
+            or _SCHEME_RE.match(segment) is not None
+        )
+        if separates:
+            parts.append(segment)
+        else:
+            parts[-1] += "." + segment
+        offset += len(segment) + 1
+    return parts
 
 
 class _Parser:
@@ -92,13 +219,15 @@ class _Parser:
         self.pos = 0
         self.terms = 0
 
-    def fail(self, what: str, pos: int | None = None) -> QuerySyntaxError:
-        at = self.pos if pos is None else pos
-        found = repr(self.text[at]) if at < len(self.text) else "end of query"
-        return QuerySyntaxError(f"{what}, found {found}", at)
-
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def error(self, what: str | None = None, pos: int | None = None) -> QuerySyntaxError:
+        at = self.pos if pos is None else pos
+        return QuerySyntaxError(what or f"unexpected {_describe(self.text, at)}", at)
+
+    def expected(self, what: str) -> QuerySyntaxError:
+        return self.error(f"expected {what}, found {_describe(self.text, self.pos)}")
 
     def query(self, depth: int) -> Node:
         items = [self.conjunction(depth)]
@@ -115,165 +244,387 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def term(self, depth: int) -> Node:
-        self.terms += 1
-        if self.terms > MAX_TERMS:
-            raise self.fail(f"more than {MAX_TERMS} terms")
         if self.peek() == "(":
             if depth >= MAX_DEPTH:
-                raise self.fail(f"parentheses nested deeper than {MAX_DEPTH}")
+                raise self.error(f"parentheses nested deeper than {MAX_DEPTH}")
             self.pos += 1
             inner = self.query(depth + 1)
             if self.peek() != ")":
-                raise self.fail("expected ')'")
+                raise self.expected("')'")
             self.pos += 1
             return inner
-        negated = self.peek() == "!" and not self.text.startswith("!~=", self.pos)
-        if negated:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.error(f"more than {MAX_TERMS} terms")
+        if self.peek() == "!":
             self.pos += 1
+            return NotExists(self.path())
         path = self.path()
         op = next((o for o in OPERATORS if self.text.startswith(o, self.pos)), None)
-        if op is None or negated:
-            if self.peek() not in ("", ";", "|", ")"):
-                raise self.fail("expected an operator, ';', '|' or ')'")
-            return Exists(path, negated)
-        start = self.pos + len(op)
-        self.pos = start
-        value = self.value(op)
-        return Compare(path, op, value)
+        if op is None:
+            return Exists(path)
+        self.pos += len(op)
+        if op in PATTERN_OPS:
+            return Compare(path, op, self.pattern())
+        return Compare(path, op, self.value(op))
 
     def path(self) -> Path:
         start = self.pos
-        match = _NAME_RE.match(self.text, self.pos)
-        if not match:
-            raise self.fail("expected an attribute name")
+        match = _NAME_RE.match(self.text, start)
+        if match is None:
+            raise self.expected("an attribute name")
+        parts = _split_name(match.group(), start)
         self.pos = match.end()
-        attr, sub, member = _split_name(match.group(0))
-        keys = []
+        attr, rest = parts[0], parts[1:]
+        member = rest.pop() if rest and rest[-1] in MEMBERS else None
+        if len(rest) > 1 or (rest and rest[0] in MEMBERS):
+            raise self.error("one sub-attribute level, then one member, at most", start)
+        keys: list[str] = []
         while self.peek() == "[":
-            close = self.text.find("]", self.pos)
-            key = self.text[self.pos + 1:close] if close > 0 else ""
-            if not key or any(c in key for c in "[;|()"):
-                raise self.fail("expected a key and ']'")
-            keys.append(key)
-            self.pos = close + 1
-        if member and keys:
-            raise self.fail("a member has no keys", start)
-        return Path(attr, sub, member, tuple(keys))
+            self.pos += 1
+            key = _KEY_RE.match(self.text, self.pos)
+            if key is None:
+                raise self.expected("a compound key")
+            self.pos = key.end()
+            if self.peek() != "]":
+                raise self.expected("']'")
+            self.pos += 1
+            keys.append(key.group())
+        if keys and member:
+            raise self.error(f"{member} has no compound keys", start)
+        return Path(attr, rest[0] if rest else None, tuple(keys), member)
 
-    def value(self, op: str) -> Any:
+    def quoted(self) -> str:
+        """A '"' string; \\" and \\\\ are escapes, any other backslash is kept."""
         start = self.pos
-        end = _value_end(self.text, start)
-        raw = self.text[start:end]
-        self.pos = end
-        if not raw:
-            raise self.fail("expected a value", start)
-        if op in ("~=", "!~="):
-            pattern = _literal(raw[1:-1]) if raw.startswith('"') and raw.endswith('"') else raw
-            if len(pattern) > MAX_PATTERN:
-                raise QuerySyntaxError(f"pattern longer than {MAX_PATTERN}", start)
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise QuerySyntaxError(f"invalid pattern ({exc})", start) from None
-            return pattern
-        parts = _split_outside_quotes(raw, ",")
-        if len(parts) > 1:
-            if op not in ("==", "!="):
-                raise QuerySyntaxError("a value list needs == or !=", start)
-            return ValueList(tuple(_scalar(p, start) for p in parts))
-        bounds = _split_outside_quotes(raw, "..")
-        if len(bounds) == 2:
-            if op not in ("==", "!="):
-                raise QuerySyntaxError("a range needs == or !=", start)
-            return Range(_scalar(bounds[0], start), _scalar(bounds[1], start))
-        return _scalar(raw, start)
+        out: list[str] = []
+        pos = start + 1
+        while pos < len(self.text):
+            char = self.text[pos]
+            if char == "\\" and self.text[pos + 1:pos + 2] in ('"', "\\"):
+                out.append(self.text[pos + 1])
+                pos += 2
+            elif char == '"':
+                self.pos = pos + 1
+                return "".join(out)
+            else:
+                out.append(char)
+                pos += 1
+        raise self.error("unterminated string", start)
 
+    def item(self) -> Scalar:
+        if self.peek() == '"':
+            return self.quoted()
+        start = self.pos
+        match = _BARE_RE.match(self.text, start)
+        if match is None:
+            raise self.expected("a value")
+        raw = match.group()
+        for pattern, convert in _LITERALS:
+            if pattern.fullmatch(raw):
+                try:
+                    value = convert(raw)
+                except ValueError as exc:
+                    raise self.error(f"invalid value {raw!r} ({exc})", start) from None
+                self.pos = match.end()
+                return value
+        raise self.error(f'unquoted value {raw!r} (strings need "quotes")', start)
 
-def _split_name(name: str) -> tuple[str, str | None, str | None]:
-    """attr[.sub][.member]: IRIs keep their dots unless what follows is a member."""
-    if ":" in name:  # an IRI: dots belong to it, but a trailing member is recognised
-        head, _, last = name.rpartition(".")
-        return (head, None, last) if head and last in MEMBERS else (name, None, None)
-    parts = name.split(".")
-    if len(parts) > 3:
-        raise QuerySyntaxError(f"too many '.' in {name!r}", 0)
-    attr, rest = parts[0], parts[1:]
-    member = rest.pop() if rest and rest[-1] in MEMBERS else None
-    return attr, (rest[0] if rest else None), member
+    def value(self, op: str) -> Value:
+        start = self.pos
+        first = self.item()
+        value: Value = first
+        if self.text.startswith("..", self.pos):
+            self.pos += 2
+            high = self.item()
+            kinds = {_scalar_kind(first), _scalar_kind(high)}
+            if len(kinds) != 1 or not kinds <= ORDERABLE_KINDS:
+                raise self.error("a range needs two numbers, strings or date-times alike", start)
+            value = Range(first, high)
+        elif self.peek() == ",":
+            values = [first]
+            while self.peek() == ",":
+                self.pos += 1
+                values.append(self.item())
+            value = ValueList(tuple(values))
+        if op in ORDER_OPS and (
+            isinstance(value, (Range, ValueList)) or _scalar_kind(value) not in ORDERABLE_KINDS
+        ):
+            raise self.error(f"{op} needs a number, string or date-time", start)
+        return value
 
-
-def _value_end(text: str, start: int) -> int:
-    pos, quoted = start, False
-    while pos < len(text):
-        c = text[pos]
-        if c == '"' and (pos == start or text[pos - 1] != "\\" or not quoted):
-            quoted = not quoted
-        elif not quoted and c in ";|)":
-            break
-        pos += 1
-    return pos
-
-
-def _split_outside_quotes(raw: str, sep: str) -> list[str]:
-    parts, quoted, start, i = [], False, 0, 0
-    while i < len(raw):
-        if raw[i] == '"' and (i == 0 or raw[i - 1] != "\\"):
-            quoted = not quoted
-        elif not quoted and raw.startswith(sep, i):
-            parts.append(raw[start:i])
-            i += len(sep)
-            start = i
-            continue
-        i += 1
-    parts.append(raw[start:])
-    return parts
-
-
-def _literal(text: str) -> str:
-    return text.replace('\\"', '"').replace("\\\\", "\\")
-
-
-def _scalar(raw: str, pos: int) -> Any:
-    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
-        return _literal(raw[1:-1])
-    if not raw or _BARE_FORBIDDEN_RE.search(raw):
-        raise QuerySyntaxError(f"malformed value {raw!r} (quote strings with \")", pos)
-    if raw in ("true", "false"):
-        return raw == "true"
-    if _NUMBER_RE.match(raw):
-        return float(raw) if any(c in raw for c in ".eE") else int(raw)
-    if _is_datetime(raw):
-        return DateTime(raw)
-    return raw  # an unquoted URI or word (relationship objects are written so)
-
-
-def _is_datetime(raw: str) -> bool:
-    try:
-        datetime.fromisoformat(raw)
-    except ValueError:
-        return False
-    return raw[:1].isdigit() and ("-" in raw or ":" in raw)
+    def pattern(self) -> str:
+        start = self.pos
+        if self.peek() == '"':
+            text = self.quoted()
+        else:  # bare: up to ';', '|' or an unbalanced ')', skipping escaped characters
+            depth, pos = 0, start
+            while pos < len(self.text):
+                char = self.text[pos]
+                if char.isspace() or (depth == 0 and char in ";|)"):
+                    break
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                pos += 2 if char == "\\" else 1
+            self.pos = min(pos, len(self.text))
+            text = self.text[start:self.pos]
+        if not text:
+            raise self.error("expected a pattern", start)
+        if len(text) > MAX_PATTERN:
+            raise self.error(f"pattern longer than {MAX_PATTERN} characters", start)
+        try:
+            re.compile(text)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise self.error(f"invalid pattern ({exc})", start) from None
+        return text
 
 
 def parse_q(text: str) -> Node:
+    """The AST of a q expression, or QuerySyntaxError."""
     if len(text) > MAX_Q_LENGTH:
         raise QuerySyntaxError(f"longer than {MAX_Q_LENGTH} characters", MAX_Q_LENGTH)
     parser = _Parser(text)
     node = parser.query(0)
     if parser.pos != len(text):
-        raise parser.fail("unexpected character")
+        raise parser.error()
     return node
 
 
-def expand_names(node: Node, expand: Callable[[str], str]) -> Node:
+# --- printing and rewriting ------------------------------------------------------------------
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _unparse_scalar(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (DateTime, Uri)):
+        return value.text
+    return _quote(value)
+
+
+def _unparse_value(value: Value) -> str:
+    if isinstance(value, Range):
+        return _unparse_scalar(value.low) + ".." + _unparse_scalar(value.high)
+    if isinstance(value, ValueList):
+        return ",".join(_unparse_scalar(v) for v in value.values)
+    return _unparse_scalar(value)
+
+
+def _unparse_path(path: Path) -> str:
+    text = path.attr + "".join("." + p for p in (path.sub, path.member) if p)
+    return text + "".join(f"[{key}]" for key in path.keys)
+
+
+def _unparse_group(node: Node, parent: type) -> str:
+    # Parentheses where the tree has a group the precedence alone would not rebuild.
+    text = unparse(node)
+    grouped = isinstance(node, (And, Or)) and isinstance(node, (parent, Or))
+    return f"({text})" if grouped else text
+
+
+def unparse(node: Node) -> str:
+    """The q text of a tree; parse_q(unparse(t)) == t for every tree parse_q builds."""
     if isinstance(node, (And, Or)):
-        return type(node)(tuple(expand_names(i, expand) for i in node.items))
-    path = replace(node.path, attr=expand(node.path.attr),
-                   sub=expand(node.path.sub) if node.path.sub else None)
-    return replace(node, path=path)
+        joiner = ";" if isinstance(node, And) else "|"
+        return joiner.join(_unparse_group(item, type(node)) for item in node.items)
+    if isinstance(node, NotExists):
+        return "!" + _unparse_path(node.path)
+    if isinstance(node, Exists):
+        return _unparse_path(node.path)
+    value = _quote(node.value) if node.op in PATTERN_OPS and isinstance(node.value, str) \
+        else _unparse_value(node.value)
+    return _unparse_path(node.path) + node.op + value
 
 
 def attribute_names(node: Node) -> set[str]:
+    """The attribute name of every path in the tree."""
     if isinstance(node, (And, Or)):
-        return set().union(*(attribute_names(i) for i in node.items))
+        return set().union(*(attribute_names(item) for item in node.items))
     return {node.path.attr}
+
+
+def expand_names(node: Node, expand: Callable[[str], str]) -> Node:
+    """The tree with attribute and sub-attribute names expanded; keys and members unchanged."""
+    if isinstance(node, (And, Or)):
+        return type(node)(tuple(expand_names(item, expand) for item in node.items))
+    path = node.path
+    expanded = replace(path, attr=expand(path.attr), sub=expand(path.sub) if path.sub else None)
+    return replace(node, path=expanded)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+VALUE_MEMBERS = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "VocabProperty": "vocab",
+    "JsonProperty": "json",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
+_MISSING = object()
+
+
+def _resolve(instance: dict[str, Any], path: Path) -> Any:
+    target: Any = instance
+    if path.sub is not None:
+        target = instance.get(path.sub)
+        if not isinstance(target, dict):
+            return _MISSING
+    if path.member is not None:
+        return target.get(path.member, _MISSING)
+    kind = target.get("type")
+    value = target.get(VALUE_MEMBERS.get(kind, "value"), _MISSING)
+    for key in path.keys:
+        value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+    if kind == "LanguageProperty" and not path.keys and isinstance(value, dict):
+        # Without a [lang] key, a LanguageProperty compares any of its strings.
+        return [s for v in value.values() for s in (v if isinstance(v, list) else [v])]
+    return value
+
+
+def _targets(entity: dict[str, Any], path: Path) -> Iterator[Any]:
+    """The value the path reaches in each instance where it reaches one."""
+    for instance in entity.get("attrs", {}).get(path.attr, []):
+        value = _resolve(instance, path)
+        if value is not _MISSING:
+            yield value
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _seconds(moment: time) -> float:
+    offset = moment.utcoffset()
+    base = moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
+    return base - (offset.total_seconds() if offset else 0.0)
+
+
+def _as_time(text: str) -> float:
+    if "T" in text:
+        return _seconds(_utc(datetime.fromisoformat(text)).astimezone(UTC).timetz())
+    return _seconds(time.fromisoformat(text))
+
+
+def _as_date(text: str) -> date:
+    return date.fromisoformat(text) if len(text) == 10 else \
+        _utc(datetime.fromisoformat(text)).astimezone(UTC).date()
+
+
+# Date-time literals compare as instants against strings that parse as such.
+_TEMPORAL: dict[str, Callable[[str], Any]] = {
+    "datetime": lambda text: _utc(datetime.fromisoformat(text)),
+    "date": _as_date,
+    "time": _as_time,
+}
+
+
+def _json_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else None
+
+
+def _keys(actual: Any, expected: Scalar) -> tuple[Any, Any] | None:
+    """actual and expected as two comparable keys, or None when their types differ."""
+    if isinstance(expected, DateTime):
+        if not isinstance(actual, str):
+            return None
+        convert = _TEMPORAL[expected.kind]
+        try:
+            return convert(actual), convert(expected.text)
+        except (ValueError, TypeError):
+            return None
+    if isinstance(expected, Uri):
+        return (actual, expected.text) if isinstance(actual, str) else None
+    kind = _json_kind(actual)
+    return (actual, expected) if kind is not None and kind == _json_kind(expected) else None
+
+
+def _compare(op: Callable[[Any, Any], bool], actual: Any, expected: Scalar) -> bool:
+    pair = _keys(actual, expected)
+    if pair is None:
+        return False
+    try:
+        return op(*pair)
+    except TypeError:  # e.g. aware and naive times: different types, so False
+        return False
+
+
+def _equal(actual: Any, expected: Value) -> bool:
+    if isinstance(expected, ValueList):
+        return any(_compare(operator.eq, actual, v) for v in expected.values)
+    if isinstance(expected, Range):
+        return (_compare(operator.ge, actual, expected.low)
+                and _compare(operator.le, actual, expected.high))
+    return _compare(operator.eq, actual, expected)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _search(actual: Any, pattern: Value) -> bool:
+    # Python `re`, not ECMA 262; patterns were size-checked at parse time (MAX_PATTERN), which
+    # bounds but does not remove catastrophic backtracking (ReDoS) on hostile patterns.
+    return isinstance(actual, str) and isinstance(pattern, str) and \
+        _compiled(pattern).search(actual) is not None
+
+
+def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Value], bool]:
+    def test(actual: Any, expected: Value) -> bool:
+        return not isinstance(expected, (Range, ValueList)) and _compare(op, actual, expected)
+
+    return test
+
+
+# op -> (positive test on one element, negated?). != and !~= are the negation of == and ~= on an
+# instance that has the value, so they are False where the attribute is missing.
+_TESTS: dict[str, tuple[Callable[[Any, Value], bool], bool]] = {
+    "==": (_equal, False),
+    "!=": (_equal, True),
+    ">": (_ordered(operator.gt), False),
+    ">=": (_ordered(operator.ge), False),
+    "<": (_ordered(operator.lt), False),
+    "<=": (_ordered(operator.le), False),
+    "~=": (_search, False),
+    "!~=": (_search, True),
+}
+
+
+def _matches_compare(node: Compare, entity: dict[str, Any]) -> bool:
+    test, negated = _TESTS[node.op]
+    for value in _targets(entity, node.path):
+        # A list (valueList, JSON array, several relationship objects) matches if any element does.
+        elements = value if isinstance(value, list) else [value]
+        if any(test(element, node.value) for element in elements) != negated:
+            return True  # clause 4.9: one matching instance (datasetId) is enough
+    return False
+
+
+def _matches_exists(node: Exists, entity: dict[str, Any]) -> bool:
+    return next(_targets(entity, node.path), _MISSING) is not _MISSING
+
+
+_EVALUATORS: dict[type, Callable[[Any, dict[str, Any]], bool]] = {
+    And: lambda node, entity: all(matches(item, entity) for item in node.items),
+    Or: lambda node, entity: any(matches(item, entity) for item in node.items),
+    Exists: _matches_exists,
+    NotExists: lambda node, entity: not _matches_exists(node, entity),
+    Compare: _matches_compare,
+}
+
+
+def matches(node: Node, entity: dict[str, Any]) -> bool:
+    """Whether an entity in internal form (names expanded) satisfies the query."""
+    return _EVALUATORS[type(node)](node, entity)

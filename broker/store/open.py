@@ -1,4 +1,4 @@
-"""Open a store from its URL: the scheme picks the engine."""
+"""Open a store from its URL: the scheme picks the engine (SCHEMES), the rest is the engine's."""
 
 from __future__ import annotations
 
@@ -8,20 +8,28 @@ from typing import Any
 from broker.store.protocol import Store
 from broker.store.sqlite import SQLiteStore
 
+MEMORY_PATHS = frozenset({"", ":memory:"})
+
 
 def _sqlite(rest: str, **options: Any) -> Store:
-    # sqlite:///relative.db -> "relative.db"; sqlite:////abs.db -> "/abs.db"
+    # sqlite:///relative/path.db -> "relative/path.db"; sqlite:////abs/path.db -> "/abs/path.db"
     path = rest[1:] if rest.startswith("/") else rest
-    if not path or path == ":memory:":
-        raise ValueError("SQLite needs a file path (several connections share it), "
-                         "e.g. sqlite:///data/cetate.db")
+    if path in MEMORY_PATHS:
+        # The writer and every reader hold their own connection, so they must share a file.
+        raise ValueError("SQLite needs a file path (the writer and the readers share it), e.g. "
+                         "sqlite:///data/cetate.db; for a throwaway store use a temporary file")
     return SQLiteStore(path, **options)
 
 
-SCHEMES: dict[str, Callable[..., Store]] = {"sqlite": _sqlite}
+# scheme -> engine factory taking the rest of the URL after "scheme://" and the options.
+# "postgresql" joins here when its engine lands.
+SCHEMES: dict[str, Callable[..., Store]] = {
+    "sqlite": _sqlite,
+}
 
 
 def open_store(url: str, **options: Any) -> Store:
+    """An unopened store for the URL (call `await store.open()`); ValueError if unsupported."""
     scheme, sep, rest = url.partition("://")
     engine = SCHEMES.get(scheme.lower()) if sep else None
     if engine is None:

@@ -1,8 +1,14 @@
 """Derived rows of an entity: what the query engine indexes. Pure; shared by every engine.
 
-One row per attribute instance (and per sub-attribute, named "attr.sub"), with the value split
-by JSON type into the column that can be indexed and compared natively, and one bounding box
-per GeoProperty instance.
+An engine stores the entity document whole and, in the same transaction, these rows beside it:
+
+- one `AttrRow` per attribute instance, and one per sub-attribute (recursively, with the
+  instance's datasetId), its `name` the path of IRIs joined by `SUB_ATTR_SEP` (`attr_path`);
+- one `GeoBox` per GeoProperty instance: the bounding box a geo-query prefilters on.
+
+A scalar value lands in the column that compares natively (`value_num`, `value_text`,
+`value_bool`, or `object` for a relationship target); anything else (arrays, objects, language
+maps, geometries) is kept as JSON in `value_json`, for the engine's JSON functions.
 """
 
 from __future__ import annotations
@@ -13,7 +19,27 @@ from typing import Any
 
 import orjson
 
+from broker.query.geo import geometry_bbox as query_geometry_bbox
+
 Entity = dict[str, Any]
+
+# Joins an attribute IRI and its sub-attribute IRIs into one row `name`; the q compiler builds
+# the same string for "attr.sub". A sub-attribute name is an expanded IRI, so it starts with a
+# scheme and ":" right after the separator; a clash needs IRIs nobody writes.
+SUB_ATTR_SEP = "."
+
+# Which member of an attribute instance holds its value, per kind (docs/internals.md).
+VALUE_MEMBER = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "ListRelationship": "objectList",
+    "LanguageProperty": "languageMap",
+    "VocabProperty": "vocab",
+    "JsonProperty": "json",
+    "ListProperty": "valueList",
+}
+RELATIONSHIP_KINDS = frozenset({"Relationship", "ListRelationship"})
 
 
 @dataclass(frozen=True)
@@ -39,70 +65,61 @@ class GeoBox:
     max_y: float
 
 
-def _scalar(kind: str, inst: dict[str, Any]) -> dict[str, Any]:
-    if kind in ("Relationship", "ListRelationship"):
-        obj = inst.get("object", inst.get("objectList"))
-        if isinstance(obj, str):
-            return {"object": obj}
-        return {"value_json": orjson.dumps(obj).decode()}
-    if kind == "VocabProperty":
-        vocab = inst["vocab"]
-        return {"value_text": vocab} if isinstance(vocab, str) else {
-            "value_json": orjson.dumps(vocab).decode()}
-    member = {"LanguageProperty": "languageMap", "JsonProperty": "json",
-              "ListProperty": "valueList"}.get(kind, "value")
-    value = inst.get(member)
-    if isinstance(value, bool):
-        return {"value_bool": int(value)}
-    if isinstance(value, (int, float)):
-        return {"value_num": float(value)}
-    if isinstance(value, str):
-        return {"value_text": value}
+def attr_path(*iris: str) -> str:
+    """The `name` of a sub-attribute's rows: attr_path(attribute_iri, sub_iri, ...)."""
+    return SUB_ATTR_SEP.join(iris)
+
+
+def _plain(value: Any) -> Any:
+    # A typed literal {"@type": "DateTime", "@value": "..."} compares as its @value.
+    if isinstance(value, dict) and "@value" in value:
+        return value["@value"]
+    return value
+
+
+def _columns(kind: str, value: Any) -> dict[str, Any]:
+    """The column(s) of an AttrRow holding this value."""
+    if kind in RELATIONSHIP_KINDS and isinstance(value, str):
+        return {"object": value}
+    scalar = value if kind == "JsonProperty" else _plain(value)  # JSON is never interpreted
+    if isinstance(scalar, bool):  # before int: a bool is an int in Python
+        return {"value_bool": int(scalar)}
+    if isinstance(scalar, int | float):
+        return {"value_num": float(scalar)}
+    if isinstance(scalar, str):
+        return {"value_text": scalar}
     return {"value_json": orjson.dumps(value).decode()}
 
 
-def _rows(name: str, inst: dict[str, Any]) -> Iterator[AttrRow]:
+def _instance_rows(name: str, dataset_id: str, inst: dict[str, Any]) -> Iterator[AttrRow]:
     kind = inst["type"]
-    yield AttrRow(name=name, dataset_id=inst.get("datasetId", ""), kind=kind,
-                  observed_at=inst.get("observedAt"), **_scalar(kind, inst))
+    yield AttrRow(name=name, dataset_id=dataset_id, kind=kind,
+                  observed_at=inst.get("observedAt"),
+                  **_columns(kind, inst.get(VALUE_MEMBER.get(kind, "value"))))
     for key, sub in inst.items():
+        # Sub-attributes are keyed by expanded IRIs, which hold ":"; core members never do.
         if ":" in key and isinstance(sub, dict) and "type" in sub:
-            yield from _rows(f"{name}.{key}", sub)
+            yield from _instance_rows(attr_path(name, key), dataset_id, sub)
 
 
 def attribute_rows(entity: Entity) -> list[AttrRow]:
-    return [row for name, instances in entity["attrs"].items()
-            for inst in instances for row in _rows(name, inst)]
-
-
-def _coordinates(value: Any) -> Iterator[tuple[float, float]]:
-    if isinstance(value, list) and len(value) >= 2 and all(
-        isinstance(c, (int, float)) for c in value[:2]
-    ):
-        yield float(value[0]), float(value[1])
-    elif isinstance(value, list):
-        for item in value:
-            yield from _coordinates(item)
+    """Every derived attribute row of an entity in internal form."""
+    return [row for name, instances in entity.get("attrs", {}).items()
+            for inst in instances
+            for row in _instance_rows(name, inst.get("datasetId", ""), inst)]
 
 
 def geometry_bbox(geometry: Any) -> tuple[float, float, float, float] | None:
-    """(min_x, max_x, min_y, max_y) of a GeoJSON geometry, or None if it has no positions."""
-    if not isinstance(geometry, dict):
-        return None
-    if geometry.get("type") == "GeometryCollection":
-        points = [p for g in geometry.get("geometries", ())
-                  for p in _coordinates(g.get("coordinates") if isinstance(g, dict) else None)]
-    else:
-        points = list(_coordinates(geometry.get("coordinates")))
-    if not points:
-        return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    return min(xs), max(xs), min(ys), max(ys)
+    """(min_x, max_x, min_y, max_y) of a GeoJSON geometry, the order of the geo_boxes columns;
+    None if it has no positions."""
+    box = query_geometry_bbox(geometry)
+    return None if box is None else (box[0], box[2], box[1], box[3])
 
 
 def geo_boxes(entity: Entity) -> list[GeoBox]:
+    """One bounding box per GeoProperty instance with positions."""
     boxes = []
-    for name, instances in entity["attrs"].items():
+    for name, instances in entity.get("attrs", {}).items():
         for inst in instances:
             if inst.get("type") != "GeoProperty":
                 continue

@@ -11,10 +11,22 @@ from typing import Any
 
 from broker.entities.clock import normalize_datetime
 from broker.errors import BadRequestData
-from broker.query.geo import prefilter_box
-from broker.query.qlang import And, Compare, DateTime, Exists, Node, Or, Path, Range, ValueList
+from broker.query.geo import bbox_prefilter
+from broker.query.qlang import (
+    And,
+    Compare,
+    DateTime,
+    Exists,
+    Node,
+    Or,
+    Path,
+    Range,
+    Uri,
+    ValueList,
+)
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
 from broker.store.protocol import EntityQuery
+from broker.store.rows import attr_path
 
 
 @dataclass(frozen=True)
@@ -56,13 +68,14 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         clauses.append(sql)
         params.extend(more)
     if query.geo is not None:
-        box = prefilter_box(query.geo)
+        box = bbox_prefilter(query.geo)
         sql = ("e.rid IN (SELECT gi.rid FROM geo_index gi JOIN geo_boxes gb ON gb.gid = gi.gid "
                "WHERE gi.tenant = ? AND gi.name = ?")
         params.extend([tenant, query.geo.geoproperty])
         if box is not None:
             sql += " AND gb.max_x >= ? AND gb.min_x <= ? AND gb.max_y >= ? AND gb.min_y <= ?"
-            params.extend([box[0], box[1], box[2], box[3]])
+            min_lon, min_lat, max_lon, max_lat = box
+            params.extend([min_lon, max_lon, min_lat, max_lat])
         clauses.append(sql + ")")
     return CompiledQuery(" AND ".join(clauses), tuple(params), query.geo is not None)
 
@@ -81,7 +94,7 @@ def _typed(value: Any, op: str, column: str | None) -> tuple[str, list[Any]]:
     """A condition on one attribute row comparing it with one scalar literal."""
     sql_op = _SQL_OPS[op]
     if column is not None:
-        literal = value.text if isinstance(value, DateTime) else value
+        literal = value.text if isinstance(value, (DateTime, Uri)) else value
         if isinstance(value, DateTime) and column == "observed_at":
             literal = normalize_datetime(value.text, "q")
         return f"{column} {sql_op} ?", [int(literal) if isinstance(literal, bool) else literal]
@@ -89,7 +102,7 @@ def _typed(value: Any, op: str, column: str | None) -> tuple[str, list[Any]]:
         return f"value_bool {sql_op} ?", [int(value)]
     if isinstance(value, (int, float)):
         return f"value_num {sql_op} ?", [value]
-    text = value.text if isinstance(value, DateTime) else value
+    text = value.text if isinstance(value, (DateTime, Uri)) else value
     cond = f"(value_text {sql_op} ? OR object {sql_op} ?)"
     params: list[Any] = [text, text]
     if op == "==":  # an element of a list value (valueList, objectList, JSON array) matches too
@@ -147,7 +160,7 @@ def _row_condition(node: Compare) -> tuple[str, list[Any]]:
 
 
 def _row_name(path: Path) -> str:
-    return f"{path.attr}.{path.sub}" if path.sub else path.attr
+    return attr_path(path.attr, path.sub) if path.sub else path.attr
 
 
 def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
