@@ -126,7 +126,7 @@ def test_bad_geometry(geometry: Any) -> None:
     ("Point", "5", "must be a JSON array"),
     ("Point", 5, "must be a JSON array"),
     ("Point", "[200,44]", "outside longitude"),
-    ("Point", "[23.79,95]", "outside longitude ±180, latitude ±90"),
+    ("Point", "[23.79,95]", "outside longitude -180..180, latitude -90..90"),
     ("Point", "[true,false]", "position is [longitude, latitude"),
     ("Point", '["23.79","44.31"]', "position is [longitude, latitude"),
     ("Point", "[1,2,3,4]", "position is [longitude, latitude"),
