@@ -24,6 +24,7 @@ from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.termmap import TermMap
 from broker.query.geo import geo_query_from_json, parse_geo_query
 from broker.query.qlang import expand_names, parse_q
+from broker.query.scopeq import parse_scopeq
 from broker.query.typeexpr import expand_types, parse_types
 from broker.store.protocol import EntityQuery, QueryResult
 
@@ -64,8 +65,7 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
         raise TooManyResults(f"limit {limit} is over the maximum of {MAX_LIMIT}")
     count = params.flag(p, "count")
     q = expand_names(parse_q(p["q"]), terms.expand) if p.get("q") is not None else None
-    if p.get("scopeQ") is not None:
-        raise BadRequestData("The scopeQ parameter is not supported yet by this broker")
+    scope_q = parse_scopeq(p["scopeQ"]) if p.get("scopeQ") is not None else None
     types = expand_types(parse_types(p["type"]), terms.expand) if p.get("type") else None
     ids = params.csv(p, "id")
     attrs = params.csv(p, "attrs")
@@ -76,6 +76,7 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
         attrs=frozenset(terms.expand(a) for a in attrs) if attrs else None,
         geo=geo,
         q=q,
+        scope_q=scope_q,
         limit=limit,
         offset=_int(p, "offset", 0),
         count=count,
@@ -83,10 +84,10 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
     for entity_id in ids or ():
         require_uri(entity_id, "id")
     if not (query.types or query.ids or query.id_pattern or query.attrs or query.geo
-            or query.q):
-        # Clause 5.7.2: at least one of type, id, idPattern, attrs, q or a geo-query.
+            or query.q or query.scope_q):
+        # Clause 5.7.2: at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query.
         raise BadRequestData("A query needs at least one of type, id, idPattern, attrs, q, "
-                             "geoQ")
+                             "scopeQ, geoQ")
     return query
 
 

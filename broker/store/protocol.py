@@ -112,6 +112,7 @@ class EntityQuery:
     id_pattern: str | None = None
     attrs: frozenset[str] | None = None  # entities having at least one of these
     q: Any = None  # broker.query.qlang node, names expanded
+    scope_q: Any = None  # broker.query.scopeq node (clause 4.19): entity_scopes rows
     geo: Any = None  # broker.query.geo.GeoQuery, geoproperty expanded
     limit: int = 20
     offset: int = 0

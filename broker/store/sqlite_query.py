@@ -24,6 +24,15 @@ from broker.query.qlang import (
     Uri,
     ValueList,
 )
+from broker.query.scopeq import (
+    ANY_LEVEL,
+    Pattern,
+    ScopeAnd,
+    ScopeNode,
+    is_exact,
+    literal_prefix,
+    regex,
+)
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
 from broker.store.protocol import EntityQuery
 from broker.store.rows import attr_path
@@ -65,6 +74,10 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         params.extend([tenant, *sorted(query.attrs)])
     if query.q is not None:
         sql, more = compile_q(query.q, tenant)
+        clauses.append(sql)
+        params.extend(more)
+    if query.scope_q is not None:
+        sql, more = compile_scopeq(query.scope_q, tenant)
         clauses.append(sql)
         params.extend(more)
     if query.geo is not None:
@@ -178,3 +191,32 @@ def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
         return (f"e.rid {'NOT IN' if node.negated else 'IN'} ({rows})", params)
     cond, more = _row_condition(node)
     return f"e.rid IN ({rows} AND {cond})", params + more
+
+
+# -- scopeQ (clause 4.19) -------------------------------------------------------------------
+
+
+def _scope_condition(pattern: Pattern) -> tuple[str, list[Any]]:
+    """A condition on entity_scopes.scope; every branch ranges over the (tenant, scope) index."""
+    prefix = literal_prefix(pattern)
+    if is_exact(pattern):
+        return "scope = ?", [prefix]
+    # Every scope below `prefix` sorts between prefix + "/" and prefix + "0" ("0" follows "/").
+    below = "(scope > ? AND scope < ?)"
+    params: list[Any] = [prefix + "/", prefix + "0"]
+    if ANY_LEVEL in pattern.levels:
+        return f"{below} AND scope REGEXP ?", [*params, regex(pattern)]
+    if not prefix:  # "/#": any scope at all
+        return "1", []
+    return f"(scope = ? OR {below})", [prefix, *params]
+
+
+def compile_scopeq(node: ScopeNode, tenant: str) -> tuple[str, list[Any]]:
+    """A scopeQ AST as a condition on `e`: each pattern is one indexed subquery."""
+    if isinstance(node, Pattern):
+        cond, params = _scope_condition(node)
+        return (f"e.rid IN (SELECT rid FROM entity_scopes WHERE tenant = ? AND {cond})",
+                [tenant, *params])
+    parts = [compile_scopeq(item, tenant) for item in node.items]
+    joiner = " AND " if isinstance(node, ScopeAnd) else " OR "
+    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
