@@ -53,6 +53,10 @@ class AttrRow:
     object: str | None = None
     observed_at: str | None = None
     value_json: str | None = None
+    created_at: str | None = None  # the instance's system timestamps, when it carries them
+    modified_at: str | None = None
+    unit_code: str | None = None
+    depth: int = 0  # 0 for an attribute, 1 for a sub-attribute, 2 for a sub-sub-attribute...
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,24 @@ def _columns(kind: str, value: Any) -> dict[str, Any]:
     return {"value_json": orjson.dumps(value).decode()}
 
 
-def _instance_rows(name: str, dataset_id: str, inst: dict[str, Any]) -> Iterator[AttrRow]:
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _instance_rows(name: str, dataset_id: str, inst: dict[str, Any],
+                   depth: int = 0) -> Iterator[AttrRow]:
     kind = inst["type"]
     yield AttrRow(name=name, dataset_id=dataset_id, kind=kind,
                   observed_at=inst.get("observedAt"),
+                  created_at=_text(inst.get("createdAt")),
+                  modified_at=_text(inst.get("modifiedAt")),
+                  unit_code=_text(inst.get("unitCode")),
+                  depth=depth,
                   **_columns(kind, inst.get(VALUE_MEMBER.get(kind, "value"))))
     for key, sub in inst.items():
         # Sub-attributes are keyed by expanded IRIs, which hold ":"; core members never do.
         if ":" in key and isinstance(sub, dict) and "type" in sub:
-            yield from _instance_rows(attr_path(name, key), dataset_id, sub)
+            yield from _instance_rows(attr_path(name, key), dataset_id, sub, depth + 1)
 
 
 def attribute_rows(entity: Entity) -> list[AttrRow]:

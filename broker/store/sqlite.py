@@ -463,9 +463,11 @@ def _insert_derived(conn: sqlite3.Connection, tenant: str, rid: int | None,
                      [(rid, tenant, s) for s in dict.fromkeys(entity.get("scope", ()))])
     conn.executemany(
         "INSERT INTO attrs (rid, tenant, name, dataset_id, kind, value_num, value_text, "
-        "value_bool, object, observed_at, value_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "value_bool, object, observed_at, value_json, created_at, modified_at, unit_code, depth) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(rid, tenant, r.name, r.dataset_id, r.kind, r.value_num, r.value_text, r.value_bool,
-          r.object, r.observed_at, r.value_json) for r in attribute_rows(entity)])
+          r.object, r.observed_at, r.value_json, r.created_at, r.modified_at, r.unit_code,
+          r.depth) for r in attribute_rows(entity)])
     for box in geo_boxes(entity):
         gid = conn.execute("INSERT INTO geo_index (rid, tenant, name, dataset_id) "
                            "VALUES (?, ?, ?, ?)", (rid, tenant, box.name, box.dataset_id)

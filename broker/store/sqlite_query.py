@@ -107,10 +107,21 @@ def _typed(value: Any, op: str, column: str | None) -> tuple[str, list[Any]]:
     """A condition on one attribute row comparing it with one scalar literal."""
     sql_op = _SQL_OPS[op]
     if column is not None:
+        if column.startswith("json_extract"):  # a compound value's member: any JSON scalar
+            literal = value.text if isinstance(value, (DateTime, Uri)) else value
+            return f"{column} {sql_op} ?", [int(literal) if isinstance(literal, bool)
+                                            else literal]
+        # A member holds a string: other literals never match it (as in qlang.matches).
+        if not isinstance(value, (str, DateTime, Uri)):
+            return "0", []
         literal = value.text if isinstance(value, (DateTime, Uri)) else value
-        if isinstance(value, DateTime) and column == "observed_at":
+        if isinstance(value, DateTime) and column in _DATETIME_COLUMNS:
+            if value.kind == "date":  # the UTC date of the stored instant
+                return f"substr({column}, 1, 10) {sql_op} ?", [value.text]
+            if value.kind == "time":
+                raise BadRequestData(f"q: a time of day cannot be compared with {column}")
             literal = normalize_datetime(value.text, "q")
-        return f"{column} {sql_op} ?", [int(literal) if isinstance(literal, bool) else literal]
+        return f"{column} {sql_op} ?", [literal]
     if isinstance(value, bool):
         return f"value_bool {sql_op} ?", [int(value)]
     if isinstance(value, (int, float)):
@@ -146,13 +157,15 @@ def _column(path: Path) -> str | None:
         return f"json_extract(value_json, {literal})"
     if path.member is None:
         return None
-    column = _MEMBER_COLUMNS.get(path.member)
-    if column is None:
-        raise BadRequestData(f"q on the {path.member} of an attribute is not supported yet")
-    return column
+    return _MEMBER_COLUMNS[path.member]
 
 
-_MEMBER_COLUMNS = {"observedAt": "observed_at", "datasetId": "dataset_id"}
+# Member -> column. The default instance's datasetId is stored as '' but has none in q terms.
+_MEMBER_COLUMNS = {"observedAt": "observed_at", "createdAt": "created_at",
+                   "modifiedAt": "modified_at", "unitCode": "unit_code",
+                   "datasetId": "nullif(dataset_id, '')"}
+# Members holding date-times, which the store keeps in the broker's normalised form.
+_DATETIME_COLUMNS = frozenset({"observed_at", "created_at", "modified_at"})
 
 
 def _row_condition(node: Compare) -> tuple[str, list[Any]]:

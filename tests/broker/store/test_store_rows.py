@@ -65,10 +65,12 @@ def test_instances_sub_attributes_and_observed_at() -> None:
     ]))
     speed = D + "speed"
     assert rows == [
-        AttrRow(speed, "", "Property", value_num=50.0, observed_at="2026-11-23T09:00:00.000Z"),
+        AttrRow(speed, "", "Property", value_num=50.0, observed_at="2026-11-23T09:00:00.000Z",
+                unit_code="KMH"),
         AttrRow(attr_path(speed, OBSERVED_BY), "", "Relationship",
-                object="urn:ngsi-ld:Radar:1"),
-        AttrRow(attr_path(speed, OBSERVED_BY, D + "calibrated"), "", "Property", value_bool=1),
+                object="urn:ngsi-ld:Radar:1", depth=1),
+        AttrRow(attr_path(speed, OBSERVED_BY, D + "calibrated"), "", "Property", value_bool=1,
+                depth=2),
         AttrRow(speed, "urn:ds:gps", "Property", value_num=48.0),
     ]
     assert attr_path(speed, OBSERVED_BY) == f"{speed}.{OBSERVED_BY}"  # what the q compiler uses
@@ -119,3 +121,50 @@ def test_geo_boxes_per_geoproperty_instance() -> None:
     )
     assert geo_boxes(e) == [GeoBox(D + "location", "", 1, 1, 2, 2),
                             GeoBox(D + "location", "urn:ds:b", 3, 3, 4, 4)]
+
+
+def test_system_timestamps_of_instances() -> None:
+    (row,) = attribute_rows(entity(a=[{"type": "Property", "value": 1,
+                                       "createdAt": "2026-11-23T10:00:00.000Z",
+                                       "modifiedAt": "2026-11-24T10:00:00.000Z"}]))
+    assert (row.created_at, row.modified_at, row.depth) == (
+        "2026-11-23T10:00:00.000Z", "2026-11-24T10:00:00.000Z", 0)
+
+
+def test_migration_0002_backfills_rows_written_before_it(tmp_path: Any) -> None:
+    """Rows from a version-1 database get depth, createdAt, modifiedAt and unitCode."""
+    import sqlite3
+
+    import orjson
+
+    from broker.store.migrate import available, migrate_sqlite, select_sql, sqlite_features
+
+    conn = sqlite3.connect(str(tmp_path / "v1.db"), isolation_level=None)
+    first = available("sqlite")[0]
+    assert first.version == 1
+    conn.executescript(select_sql(first.sql, sqlite_features()))
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT "
+                 "NULL, applied_at TEXT NOT NULL)")
+    conn.execute("INSERT INTO schema_migrations VALUES (1, ?, 'then')", (first.name,))
+    e = entity(speed=[{"type": "Property", "value": 50, "unitCode": "KMH",
+                       "createdAt": "2026-11-23T10:00:00.000Z",
+                       "modifiedAt": "2026-11-23T11:00:00.000Z",
+                       OBSERVED_BY: {"type": "Relationship", "object": "urn:ngsi-ld:Radar:1"}},
+                      {"type": "Property", "value": 48, "datasetId": "urn:ds:gps",
+                       "createdAt": "2026-11-24T10:00:00.000Z"}])
+    rid = conn.execute("INSERT INTO entities (tenant, id, created_at, modified_at, doc) VALUES "
+                       "('', ?, 't', 't', ?)", (e["id"], orjson.dumps(e).decode())).lastrowid
+    for row in attribute_rows(e):  # as the version-1 writer stored them
+        conn.execute("INSERT INTO attrs (rid, tenant, name, dataset_id, kind, value_num, object)"
+                     " VALUES (?, '', ?, ?, ?, ?, ?)",
+                     (rid, row.name, row.dataset_id, row.kind, row.value_num, row.object))
+    assert migrate_sqlite(conn) == [2]
+    got = conn.execute("SELECT name, dataset_id, depth, created_at, modified_at, unit_code "
+                       "FROM attrs ORDER BY rowid").fetchall()
+    speed = D + "speed"
+    assert got == [
+        (speed, "", 0, "2026-11-23T10:00:00.000Z", "2026-11-23T11:00:00.000Z", "KMH"),
+        (attr_path(speed, OBSERVED_BY), "", 1, None, None, None),
+        (speed, "urn:ds:gps", 0, "2026-11-24T10:00:00.000Z", None, None),
+    ]
+    conn.close()
