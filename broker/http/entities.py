@@ -14,11 +14,12 @@ from aiohttp import web
 from broker.entities import mutate
 from broker.entities.clock import now_iso
 from broker.entities.parse import parse_attribute, parse_entity, parse_fragment, require_uri
+from broker.entities.rdf import entities_graph, serialize
 from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from broker.http import params
 from broker.http.edge import json_response, link_context, read_payload
-from broker.http.media import GEO_JSON, JSON, JSON_LD, link_header, negotiate
+from broker.http.media import GEO_JSON, JSON, JSON_LD, RDF_TYPES, link_header, negotiate
 from broker.http.state import (
     broker,
     existing_tenant,
@@ -103,7 +104,7 @@ async def create_entity(request: web.Request) -> web.Response:
 
 async def retrieve_entity(request: web.Request) -> web.Response:
     entity_id = _path_id(request)
-    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON))
+    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON, *RDF_TYPES))
     context = link_context(request)
     terms = await terms_for(request, context)
     opts = render_options(request, terms)
@@ -112,6 +113,9 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     if entity is None:
         raise _not_found(entity_id)
     _check_type(entity, request, terms)
+    if media in RDF_TYPES:  # linked data: the RDF of the expanded normalized form
+        body = serialize(entities_graph([entity], terms, opts), media)
+        return web.Response(body=body, content_type=media, charset="utf-8")
     if media == GEO_JSON:
         geometry = terms.expand(request.query.get("geometryProperty", "location"))
         feature = render_geojson(entity, terms, opts, geometry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from broker.entities.rdf import N_QUADS, TURTLE
 from broker.errors import BadRequestData, HttpError
 
 JSON = "application/json"
@@ -12,6 +13,8 @@ JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
 CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+# Linked-data representations of entities (RDF 1.1 Turtle and N-Quads), after the JSON ones.
+RDF_TYPES = (TURTLE, N_QUADS)
 
 # Media types a request body may carry (clause 6.3.4); merge-patch is allowed on PATCH (5.6.17).
 BODY_TYPES = frozenset({JSON, JSON_LD, MERGE_PATCH})
@@ -72,7 +75,8 @@ def _accept_items(header: str) -> list[tuple[str, float, int]]:
 def negotiate(accept: str | None, offered: Sequence[str]) -> str:
     """The response media type for an Accept header among `offered` (first = preferred default).
 
-    Wildcards (*/*, application/*) pick the first offered type. Nothing acceptable: 406.
+    Wildcards pick the first offered type they cover (*/* the first of all, text/* the first
+    text one), so a client that accepts anything still gets JSON. Nothing acceptable: 406.
     """
     if not accept or not accept.strip():
         return offered[0]
@@ -81,8 +85,12 @@ def negotiate(accept: str | None, offered: Sequence[str]) -> str:
     for kind, quality, index in _accept_items(accept):
         if quality <= 0:
             continue
-        if kind in ("*/*", "application/*"):
-            candidate, rank = offered[0], 1
+        if kind.endswith("/*"):
+            major = kind[:-1]
+            candidate = next((o for o in offered if kind == "*/*" or o.startswith(major)), "")
+            if not candidate:
+                continue
+            rank = 1
         elif kind in offered:
             candidate, rank = kind, 2
         else:
