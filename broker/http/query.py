@@ -12,8 +12,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import CIMultiDict
 
+from broker.entities.kinds import DEFAULT_DATASET
 from broker.entities.parse import require_uri
-from broker.entities.render import render_entity, render_geojson
+from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import BadRequestData, TooManyResults
 from broker.http import params
 from broker.http.edge import dumps, link_context, read_payload
@@ -26,11 +27,12 @@ from broker.query.geo import geo_query_from_json, parse_geo_query
 from broker.query.qlang import expand_names, parse_q
 from broker.query.scopeq import parse_scopeq
 from broker.query.typeexpr import expand_types, parse_types
-from broker.store.protocol import EntityQuery, QueryResult
+from broker.store.protocol import EntityQuery, EntitySelector, QueryResult
 
 DEFAULT_LIMIT = 20
 # Clause 5.7.2 lets the broker cap a page; a larger limit is a TooManyResults error (6.3.10).
 MAX_LIMIT = 1000
+MAX_SELECTORS = 100  # EntitySelectors in one Query: each is one OR-ed SQL branch
 MAX_ID_PATTERN = 256  # regular expressions run inside SQLite: keep them short (ReDoS)
 RESULTS_COUNT = "NGSILD-Results-Count"
 
@@ -58,12 +60,16 @@ def _pattern(text: str) -> str:
     return text
 
 
-def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
+def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any,
+                selectors: tuple[EntitySelector, ...] | None = None) -> EntityQuery:
     """An EntityQuery from query-string style parameters (strings and comma lists)."""
     limit = _int(p, "limit", DEFAULT_LIMIT)
     if limit > MAX_LIMIT:
         raise TooManyResults(f"limit {limit} is over the maximum of {MAX_LIMIT}")
     count = params.flag(p, "count")
+    if limit == 0 and not count:
+        # Clause 5.5.9: a page of no entities only makes sense to ask for the count.
+        raise BadRequestData("limit=0 is only allowed with count=true")
     q = expand_names(parse_q(p["q"]), terms.expand) if p.get("q") is not None else None
     scope_q = parse_scopeq(p["scopeQ"]) if p.get("scopeQ") is not None else None
     types = expand_types(parse_types(p["type"]), terms.expand) if p.get("type") else None
@@ -77,6 +83,7 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
         geo=geo,
         q=q,
         scope_q=scope_q,
+        selectors=selectors,
         limit=limit,
         offset=_int(p, "offset", 0),
         count=count,
@@ -84,7 +91,7 @@ def build_query(p: Mapping[str, Any], terms: TermMap, geo: Any) -> EntityQuery:
     for entity_id in ids or ():
         require_uri(entity_id, "id")
     if not (query.types or query.ids or query.id_pattern or query.attrs or query.geo
-            or query.q or query.scope_q):
+            or query.q or query.scope_q or query.selectors):
         # Clause 5.7.2: at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query.
         raise BadRequestData("A query needs at least one of type, id, idPattern, attrs, q, "
                              "scopeQ, geoQ")
@@ -103,9 +110,25 @@ def _expand_geo(geo: Any, terms: TermMap) -> Any:
     return replace(geo, geoproperty=terms.expand(geo.geoproperty))
 
 
+def _dataset_ids(p: Mapping[str, str]) -> frozenset[str] | None:
+    """datasetId= (clause 6.4.3.2): the attribute instances to return, "@none" for the
+    default instance; it trims the matched entities, it does not select them."""
+    items = params.csv(p, "datasetId")
+    if items is None:
+        return None
+    for item in items:
+        if item != DEFAULT_DATASET:
+            require_uri(item, "datasetId")
+    return frozenset(items)
+
+
+def _options(request: web.Request, terms: TermMap) -> RenderOptions:
+    return replace(render_options(request, terms), dataset_ids=_dataset_ids(request.query))
+
+
 def _respond(request: web.Request, query: EntityQuery, result: QueryResult, terms: TermMap,
-             context: Any, media: str, page_params: Mapping[str, str]) -> web.Response:
-    opts = render_options(request, terms)
+             context: Any, media: str, page_params: Mapping[str, str],
+             opts: RenderOptions) -> web.Response:
     headers: CIMultiDict[str] = CIMultiDict()
     if media == GEO_JSON:
         geometry = terms.expand(request.query.get("geometryProperty", "location"))
@@ -144,10 +167,36 @@ async def query_entities(request: web.Request) -> web.Response:
     context = link_context(request)
     terms = await terms_for(request, context)
     query = build_query(request.query, terms, _geo(request.query, terms))
+    opts = _options(request, terms)
     tenant = await existing_tenant(request)
     result = await broker(request).store.query_entities(tenant, query)
     page = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
-    return _respond(request, query, result, terms, context, media, page)
+    return _respond(request, query, result, terms, context, media, page, opts)
+
+
+def _selectors(entities: Any, terms: TermMap) -> tuple[EntitySelector, ...] | None:
+    """The EntitySelectors of a Query body (clause 5.2.33), OR-ed together."""
+    if entities is None:
+        return None
+    if (not isinstance(entities, list) or not entities
+            or len(entities) > MAX_SELECTORS or not all(isinstance(e, dict) for e in entities)):
+        raise BadRequestData(f"entities must be a list of 1 to {MAX_SELECTORS} EntitySelectors")
+    selectors = []
+    for item in entities:
+        unknown = set(item) - {"id", "idPattern", "type"}
+        if unknown:
+            raise BadRequestData(f"Unknown EntitySelector member(s): {', '.join(sorted(unknown))}")
+        for key in ("id", "idPattern", "type"):
+            if key in item and not isinstance(item[key], str):
+                raise BadRequestData(f"EntitySelector {key} must be a string")
+        if not item:
+            raise BadRequestData("An EntitySelector needs id, idPattern or type")
+        selectors.append(EntitySelector(
+            id=require_uri(item["id"], "id") if "id" in item else None,
+            id_pattern=_pattern(item["idPattern"]) if "idPattern" in item else None,
+            types=expand_types(parse_types(item["type"]), terms.expand) if "type" in item
+            else None))
+    return tuple(selectors)
 
 
 async def post_query(request: web.Request) -> web.Response:
@@ -158,28 +207,30 @@ async def post_query(request: web.Request) -> web.Response:
         raise BadRequestData('The body must be a Query object with "type": "Query"')
     terms = await terms_for(request, context)
     flat: dict[str, Any] = {**request.query}
-    entities = body.get("entities")
-    if entities is not None:
-        if not isinstance(entities, list) or len(entities) != 1 or not isinstance(entities[0],
-                                                                                  dict):
-            raise BadRequestData("entities must hold one EntitySelector (several are not "
-                                 "supported yet)")
-        selector = entities[0]
-        for key, name in (("type", "type"), ("id", "id"), ("idPattern", "idPattern")):
-            if selector.get(key) is not None:
-                flat[name] = selector[key]
-    if body.get("attrs") is not None:
-        if not isinstance(body["attrs"], list):
-            raise BadRequestData("attrs must be a list of attribute names")
-        flat["attrs"] = ",".join(body["attrs"])
+    selectors = _selectors(body.get("entities"), terms)
+    opts = _options(request, terms)
+    attrs = body.get("attrs")
+    if attrs is not None:
+        if not isinstance(attrs, list) or not attrs or not all(
+                isinstance(a, str) and a for a in attrs):
+            raise BadRequestData("attrs must be a non-empty list of attribute names")
+        flat["attrs"] = ",".join(attrs)
+        if opts.pick is None:  # as attrs= on GET: only these attributes in the answer
+            opts = replace(opts, pick=frozenset(terms.expand(a) for a in attrs) | {"id", "type"})
     for key in ("q", "scopeQ"):
         if body.get(key) is not None:
+            if not isinstance(body[key], str):
+                raise BadRequestData(f"{key} must be a string")
             flat[key] = body[key]
+    if body.get("lang") is not None:
+        if not isinstance(body["lang"], str):
+            raise BadRequestData("lang must be a string")
+        opts = replace(opts, lang=body["lang"])
     geo = _expand_geo(geo_query_from_json(body.get("geoQ")), terms)
-    query = build_query(flat, terms, geo)
+    query = build_query(flat, terms, geo, selectors)
     tenant = await existing_tenant(request)
     result = await broker(request).store.query_entities(tenant, query)
-    return _respond(request, query, result, terms, context, media, {})
+    return _respond(request, query, result, terms, context, media, {}, opts)
 
 
 def add_routes(app: web.Application) -> None:

@@ -100,6 +100,15 @@ class Store(Protocol):
 
 
 @dataclass(frozen=True)
+class EntitySelector:
+    """One EntitySelector of a Query (clause 5.2.33): every field given must hold."""
+
+    id: str | None = None
+    id_pattern: str | None = None
+    types: Any = None  # broker.query.typeexpr.TypeExpr, names expanded
+
+
+@dataclass(frozen=True)
 class EntityQuery:
     """A compiled entity query (clause 5.7.2): every name already expanded to an IRI.
 
@@ -113,6 +122,8 @@ class EntityQuery:
     attrs: frozenset[str] | None = None  # entities having at least one of these
     q: Any = None  # broker.query.qlang node, names expanded
     scope_q: Any = None  # broker.query.scopeq node (clause 4.19): entity_scopes rows
+    # POST /entityOperations/query: entities matching any of these (beside the fields above).
+    selectors: tuple[EntitySelector, ...] | None = None
     geo: Any = None  # broker.query.geo.GeoQuery, geoproperty expanded
     limit: int = 20
     offset: int = 0

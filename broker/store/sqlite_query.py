@@ -34,7 +34,7 @@ from broker.query.scopeq import (
     regex,
 )
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
-from broker.store.protocol import EntityQuery
+from broker.store.protocol import EntityQuery, EntitySelector
 from broker.store.rows import attr_path
 
 
@@ -55,6 +55,22 @@ def _types(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
             [param for p in parts for param in p[1]])
 
 
+def _selector(selector: EntitySelector, tenant: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if selector.id is not None:
+        clauses.append("e.id = ?")
+        params.append(selector.id)
+    if selector.id_pattern is not None:
+        clauses.append("e.id REGEXP ?")
+        params.append(selector.id_pattern)
+    if selector.types is not None:
+        sql, more = _types(selector.types, tenant)
+        clauses.append(sql)
+        params.extend(more)
+    return "(" + (" AND ".join(clauses) or "1") + ")", params
+
+
 def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
     clauses: list[str] = ["e.tenant = ?"]
     params: list[Any] = [tenant]
@@ -68,6 +84,10 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         sql, more = _types(query.types, tenant)
         clauses.append(sql)
         params.extend(more)
+    if query.selectors:
+        parts = [_selector(s, tenant) for s in query.selectors]
+        clauses.append("(" + " OR ".join(p[0] for p in parts) + ")")
+        params.extend(x for p in parts for x in p[1])
     if query.attrs:
         marks = ",".join("?" * len(query.attrs))
         clauses.append(f"e.rid IN (SELECT rid FROM attrs WHERE tenant = ? AND name IN ({marks}))")
