@@ -1,8 +1,12 @@
-"""The built-in contexts: the NGSI-LD core @context (shipped in contracts/ld/) and what it embeds.
+"""The built-in contexts: the NGSI-LD core @context (shipped in contracts/ld/), what it embeds,
+and the contexts of the contract types (Smart Data Models subjects, Cetate's own).
 
 Every published spelling of the core context URL resolves here without a fetch, so the broker
 works offline (architecture invariant 7) and clients that still send an older version keep
 working: the terms of v1.3 ... v1.8 are all in v1.9, so v1.9 answers for every version.
+The other local contexts are data: contracts/ld/contextmap.json maps each URL (both the
+smart-data-models.github.io and the raw.githubusercontent.com spellings) to a file, so adding
+a subject is a data change (invariant 5).
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 DEFAULT_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 CORE_FILE = "ngsi-ld-core-context-v1.9.jsonld"
+CONTEXT_MAP_FILE = "contextmap.json"
+# Cetate's own namespace: the terms of the types no Smart Data Model covers (contracts/types/).
+CETATE_NAMESPACE = "https://cetate.city/ns/"
+CETATE_CONTEXT_URL = CETATE_NAMESPACE + "context.jsonld"
 
 _CORE_BASE = "uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context"
 # The versions published under uri.etsi.org/ngsi-ld/v1/ (clause 5.5.7 names the unversioned
@@ -46,7 +54,18 @@ def is_core_context_url(url: str) -> bool:
 
 
 def is_builtin_url(url: str) -> bool:
-    return url.strip() in BUILTIN_FILES
+    return url.strip() in builtin_files()
+
+
+@cache
+def builtin_files() -> dict[str, str]:
+    """Every URL served from contracts/ld/: the core ones and the table of local contexts."""
+    table = _load(CONTEXT_MAP_FILE)
+    if not isinstance(table, dict):
+        raise MissingContracts(f"{CONTRACTS / 'ld' / CONTEXT_MAP_FILE} is not a JSON object")
+    local = {url: name for url, name in table.items()
+             if not url.startswith("_") and isinstance(name, str)}
+    return {**local, **BUILTIN_FILES}
 
 
 @cache
@@ -71,5 +90,5 @@ def core_document() -> dict[str, Any]:
 
 def builtin_document(url: str) -> Any | None:
     """The document behind a built-in context URL, or None if the URL is not built in."""
-    name = BUILTIN_FILES.get(url.strip())
+    name = builtin_files().get(url.strip())
     return _load(name) if name else None
