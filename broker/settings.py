@@ -26,7 +26,19 @@ class Settings:
     context_max_bytes: int = 1_000_000
     public_url: str = ""  # base URL clients reach the broker at; default http://host:port
     migrate: bool = True
+    # Validation on ingest against contracts/types/ (docs/contracts.md): strict | warn | off,
+    # each optionally +closed; per tenant as "tax=strict+closed,demo=off".
+    validation: str = "strict"
+    validation_tenants: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from broker.validation.modes import parse_policy  # modes is pure and imports nothing
+
+        try:
+            parse_policy(self.validation, self.validation_tenants)
+        except ValueError as exc:
+            raise ValueError(f"CETATE_VALIDATION / CETATE_VALIDATION_TENANTS: {exc}") from None
 
     @property
     def base_url(self) -> str:
