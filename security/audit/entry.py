@@ -1,0 +1,146 @@
+"""Audit entries: what one access was, encoded as the exact bytes a Merkle leaf holds.
+
+An entry is versioned, sorted-key compact JSON (orjson, UTF-8), so the same facts always give the
+same bytes. It never holds a person's identifier in clear: the subject is an HMAC-SHA256
+pseudonym, and details that could identify someone (the client address, the subject in clear)
+appear only as salted commitments SHA-256(salt ‖ detail). The details and salts are returned
+separately, to be kept in a deletable table: erasing them leaves the leaf — and so the tree —
+untouched, but no longer linkable to the person (the salt is what makes the commitment hiding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+ENTRY_VERSION = 1
+SALT_BYTES = 16  # 128-bit salts: commitments to low-entropy details (an IP) resist guessing
+PUBLIC_SUBJECT = "public"  # the anonymous principal until the identity layer lands
+DEFAULT_DECISION = "allow"
+DEFAULT_RULE = "open-default"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: tuple[str, ...] = ()
+
+
+PUBLIC = Principal(PUBLIC_SUBJECT)
+
+
+@dataclass
+class AuditRecord:
+    """The request-scoped record: the middleware opens it, handlers and the policy decision
+    point fill it in (`note`), and the middleware seals it into an entry after the response."""
+
+    action: str = ""
+    tenant: str = ""
+    principal: Principal = PUBLIC
+    purpose: str | None = None
+    decision: str = DEFAULT_DECISION
+    rule: str = DEFAULT_RULE
+    entity_ids: list[str] = field(default_factory=list)
+    entity_types: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    personal: dict[str, str] = field(default_factory=dict)  # name -> detail to commit to
+
+    def note(self, *, entity_ids: Iterable[str] = (), types: Iterable[str] = (),
+             masked: Iterable[str] = (), **scalars: Any) -> None:
+        """Add entity ids, types, masked attributes; set principal/decision/rule/purpose/..."""
+        for target, values in ((self.entity_ids, entity_ids), (self.entity_types, types),
+                               (self.masked, masked)):
+            for value in values:
+                if value not in target:
+                    target.append(value)
+        for name, value in scalars.items():
+            if name not in _SCALARS:
+                raise TypeError(f"an audit record has no field {name!r}")
+            setattr(self, name, value)
+
+
+_SCALARS = frozenset({"action", "tenant", "principal", "purpose", "decision", "rule"})
+
+
+class Pseudonyms:
+    """Subject pseudonyms: HMAC-SHA256 under a key of the log, hex (stable across restarts)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, subject: str) -> str:
+        return hmac.digest(self._key, subject.encode(), "sha256").hex()
+
+
+def commitment(salt: bytes, detail: str) -> str:
+    return hashlib.sha256(salt + detail.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One committed detail: kept apart from the leaf, deleted on erasure."""
+
+    name: str
+    salt: bytes
+    value: str
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """An entry ready to append: its leaf bytes, the columns to query it by, its details."""
+
+    entry: bytes
+    columns: Mapping[str, Any]
+    entity_ids: tuple[str, ...]
+    details: tuple[Detail, ...]
+
+
+def seal(record: AuditRecord, *, time: str, request_id: str, status: int,
+         pseudonyms: Pseudonyms) -> Sealed:
+    subject = pseudonyms(record.principal.subject)
+    personal = {"subject": record.principal.subject, **record.personal}
+    details = tuple(Detail(name, secrets.token_bytes(SALT_BYTES), value)
+                    for name, value in sorted(personal.items()))
+    body = {
+        "v": ENTRY_VERSION,
+        "time": time,
+        "request": request_id,
+        "principal": {"subject": subject, "roles": sorted(record.principal.roles)},
+        "tenant": record.tenant,
+        "action": record.action,
+        "entities": {"ids": record.entity_ids, "types": record.entity_types},
+        "masked": record.masked,
+        "purpose": record.purpose,
+        "decision": record.decision,
+        "rule": record.rule,
+        "status": status,
+        "commitments": {d.name: commitment(d.salt, d.value) for d in details},
+    }
+    columns = {"time": time, "subject": subject, "tenant": record.tenant,
+               "action": record.action, "purpose": record.purpose,
+               "decision": record.decision, "status": status}
+    return Sealed(encode(body), columns, tuple(record.entity_ids), details)
+
+
+def encode(body: Mapping[str, Any]) -> bytes:
+    """The canonical bytes: sorted keys, no whitespace, UTF-8."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def decode(entry: bytes) -> dict[str, Any]:
+    body = orjson.loads(entry)
+    if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
+        raise ValueError("not a version-1 audit entry")
+    return body
+
+
+def opens(entry: bytes, detail: Detail) -> bool:
+    """Whether a kept detail is the one the entry commits to (for erasure checks, auditors)."""
+    commitments = decode(entry).get("commitments", {})
+    return bool(commitments.get(detail.name) == commitment(detail.salt, detail.value))

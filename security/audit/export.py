@@ -1,0 +1,256 @@
+"""Audit exports and their offline verification.
+
+An export proves that the entries [from, to) are leaves from..to-1 of the tree a signed
+checkpoint commits to, with nothing but the verifier key:
+
+    left         the compact range [0, from): one hash per set bit of `from`, largest first
+    entries      {index, entry (exact leaf bytes, base64)} for from <= index < to
+    consistency  RFC 9162 consistency proof from size `to` to the checkpoint's size
+    older        optional {size, root, proof}: consistency proofs from earlier sizes (whose root
+                 the proof must reproduce), for checking earlier checkpoints outside the range
+
+The verifier folds left + the leaves into the root of size `to` (and of every size in between,
+which is how it checks a previously seen checkpoint inside the range), then checks the
+consistency proof to the signed root. The export is canonical JSON (sorted keys, no spaces, no
+trailing newline) and the verifier insists on that form, so any change to any byte is either a
+parse error, a non-canonical document, or a change to a value that the proofs bind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from security.audit.entry import decode
+from security.audit.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    Frontier,
+    ProofError,
+    consistency_proof,
+    frontier_at,
+    leaf_hash,
+    verify_consistency,
+)
+from security.audit.note import (
+    Checkpoint,
+    NoteError,
+    VerifierKey,
+    b64,
+    open_checkpoint,
+    unb64,
+)
+
+if TYPE_CHECKING:
+    from security.audit.log import AuditStorage
+
+FORMAT = "cetate-audit-export/1"
+_KEYS = frozenset({"format", "checkpoint", "from", "to", "left", "entries", "consistency",
+                   "older"})
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+
+
+def build_export(storage: AuditStorage, note: str, start: int, end: int | None,
+                 older: Iterable[int] = ()) -> bytes:
+    """The export of [start, end) against the signed checkpoint `note` (end defaults to its
+    size and is clamped to it)."""
+    checkpoint = Checkpoint.parse(note[:note.rindex("\n\n") + 1])
+    size = checkpoint.size
+    end = size if end is None else min(end, size)
+    start = max(0, min(start, end))
+    proofs = [{"size": m, "root": b64(frontier_at(m, storage.perfect).root()),
+               "proof": [b64(h) for h in consistency_proof(m, size, storage.perfect)]}
+              for m in sorted(set(older)) if 0 <= m <= size]
+    document = {
+        "format": FORMAT,
+        "checkpoint": note,
+        "from": start,
+        "to": end,
+        "left": [b64(h) for h in frontier_at(start, storage.perfect).hashes or []],
+        "entries": [{"index": i, "entry": b64(e)} for i, e in storage.entries(start, end)],
+        "consistency": [b64(h) for h in consistency_proof(end, size, storage.perfect)],
+        "older": proofs,
+    }
+    return encode(document)
+
+
+@dataclass
+class Report:
+    """What the verifier checked and what failed where; ok when nothing failed."""
+
+    checked: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+    entries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def text(self) -> str:
+        lines = [f"ok    {c}" for c in self.checked] + [f"FAIL  {f}" for f in self.failures]
+        lines.append("verified" if self.ok else f"{len(self.failures)} check(s) failed")
+        return "\n".join(lines) + "\n"
+
+
+class _Bad(Exception):
+    pass
+
+
+def _int(document: dict[str, Any], key: str) -> int:
+    value = document.get(key)
+    if type(value) is not int or value < 0:
+        raise _Bad(f"export field {key!r} is not a non-negative integer")
+    return value
+
+
+def _hashes(values: Any, where: str) -> list[bytes]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise _Bad(f"{where} is not a list of base64 hashes")
+    try:
+        hashes = [unb64(v) for v in values]
+    except NoteError as exc:
+        raise _Bad(f"{where}: {exc}") from None
+    if any(len(h) != HASH_SIZE for h in hashes):
+        raise _Bad(f"{where}: a hash is not {HASH_SIZE} bytes")
+    return hashes
+
+
+def verify_export(raw: bytes, keys: Sequence[VerifierKey], previous: str | None = None) -> Report:
+    """Check an export offline: signature, every entry's inclusion, consistency with a
+    previously seen checkpoint (a signed note) if given."""
+    report = Report()
+    try:
+        _verify(raw, keys, previous, report)
+    except _Bad as exc:
+        report.failures.append(str(exc))
+    return report
+
+
+def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
+            report: Report) -> None:
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _Bad(f"export is not JSON: {exc}") from None
+    if not isinstance(document, dict) or set(document) != _KEYS:
+        raise _Bad(f"export does not have exactly the fields {sorted(_KEYS)}")
+    if encode(document) != raw:
+        raise _Bad("export is not in canonical form (sorted keys, no whitespace): altered")
+    if document["format"] != FORMAT:
+        raise _Bad(f"unknown export format {document['format']!r}")
+    note = document["checkpoint"]
+    if not isinstance(note, str):
+        raise _Bad("checkpoint is not a signed note")
+    try:
+        checkpoint = open_checkpoint(note, keys)
+    except NoteError as exc:
+        raise _Bad(f"checkpoint signature: {exc}") from None
+    report.checkpoint = checkpoint
+    report.checked.append(f"checkpoint signed by a known key: origin {checkpoint.origin}, "
+                          f"size {checkpoint.size}")
+
+    start, end = _int(document, "from"), _int(document, "to")
+    if not start <= end <= checkpoint.size:
+        raise _Bad(f"range [{start}, {end}) is not within the checkpoint size "
+                   f"{checkpoint.size}")
+    entries = document["entries"]
+    if not isinstance(entries, list) or len(entries) != end - start:
+        raise _Bad(f"expected {end - start} entries for [{start}, {end}), found "
+                   f"{len(entries) if isinstance(entries, list) else 'none'}")
+    left = _hashes(document["left"], "left")
+    if len(left) != start.bit_count():
+        raise _Bad(f"left holds {len(left)} hashes; the range [0, {start}) needs "
+                   f"{start.bit_count()}")
+    frontier = Frontier(start, left)
+    prev = _previous(previous, keys, checkpoint, report)
+    prev_root: bytes | None = frontier.root() if prev is not None and prev.size == start \
+        else None
+    for offset, item in enumerate(entries):
+        index = start + offset
+        if not isinstance(item, dict) or set(item) != {"index", "entry"} \
+                or item["index"] != index or type(item["index"]) is not int:
+            raise _Bad(f"entry #{offset}: expected index {index} with its entry bytes "
+                       f"(dropped, reordered or altered entry)")
+        try:
+            entry = unb64(item["entry"]) if isinstance(item["entry"], str) else None
+        except NoteError:
+            entry = None
+        if entry is None:
+            raise _Bad(f"entry at index {index}: not base64")
+        try:
+            decode(entry)
+        except ValueError:
+            report.failures.append(f"entry at index {index}: not a version-1 audit entry")
+        frontier.append(leaf_hash(entry))
+        if prev is not None and prev.size == index + 1:
+            prev_root = frontier.root()
+    report.entries = len(entries)
+    consistency = _hashes(document["consistency"], "consistency")
+    try:
+        verify_consistency(end, checkpoint.size, consistency, frontier.root(), checkpoint.root)
+    except ProofError as exc:
+        raise _Bad(f"entries [{start}, {end}) are not the leaves of the signed tree "
+                   f"(an entry was changed, dropped, added or reordered): {exc}") from None
+    report.checked.append(f"{len(entries)} entries [{start}, {end}) included in the signed tree")
+    older = _older(document["older"], checkpoint)
+    if prev is not None:
+        _check_previous(prev, prev_root, older, report)
+
+
+def _older(items: Any, checkpoint: Checkpoint) -> dict[int, bytes]:
+    """size -> root of every older tree head the export proves consistent with its checkpoint."""
+    if not isinstance(items, list):
+        raise _Bad("older is not a list")
+    roots: dict[int, bytes] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"size", "root", "proof"} \
+                or type(item["size"]) is not int:
+            raise _Bad("older: malformed item")
+        size = item["size"]
+        (root,) = _hashes([item["root"]], f"older root of size {size}")
+        proof = _hashes(item["proof"], f"older proof from size {size}")
+        if size == 0 and root != EMPTY_ROOT:
+            raise _Bad("older: the empty tree has another root")
+        try:
+            verify_consistency(size, checkpoint.size, proof, root, checkpoint.root)
+        except ProofError as exc:
+            raise _Bad(f"older proof from size {size}: {exc}") from None
+        roots[size] = root
+    return roots
+
+
+def _previous(previous: str | None, keys: Sequence[VerifierKey], checkpoint: Checkpoint,
+              report: Report) -> Checkpoint | None:
+    if previous is None:
+        return None
+    try:
+        prev = open_checkpoint(previous, keys)
+    except NoteError as exc:
+        raise _Bad(f"previous checkpoint: {exc}") from None
+    if prev.origin != checkpoint.origin:
+        raise _Bad(f"previous checkpoint is of log {prev.origin!r}, the export of "
+                   f"{checkpoint.origin!r}")
+    if prev.size > checkpoint.size:
+        raise _Bad(f"previous checkpoint has size {prev.size}, the export's only "
+                   f"{checkpoint.size}: the log was truncated (or the export is stale)")
+    return prev
+
+
+def _check_previous(prev: Checkpoint, root_in_range: bytes | None, older: dict[int, bytes],
+                    report: Report) -> None:
+    where = f"previous checkpoint (size {prev.size})"
+    root = root_in_range if root_in_range is not None else older.get(prev.size)
+    if root is None:
+        raise _Bad(f"{where}: the export holds no proof from that size; export with "
+                   f"--from {prev.size} or lower, or --consistency-from {prev.size}")
+    if root != prev.root:
+        raise _Bad(f"{where}: its root differs from the exported tree's at that size: the log "
+                   f"was rewritten")
+    report.checked.append(f"{where} consistent with the exported checkpoint")

@@ -1,0 +1,282 @@
+"""The audit log: an asynchronous appender with group commit, and the signer of its tree heads.
+
+Entries are queued; one flusher task drains the queue into one storage transaction at a time,
+so whatever arrives while a batch commits forms the next batch (one fsync for the group).
+`append` waits for the commit (writes: durable before their response); `submit` does not (reads:
+in the log no later than the next tree head, because signing a head first flushes the queue).
+A tree head is signed at least every CHECKPOINT_INTERVAL while entries arrive, and on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from security.audit.entry import Detail, Pseudonyms, Sealed
+from security.audit.keys import KeyRing, read_or_create_secret
+from security.audit.merkle import Frontier, consistency_proof, inclusion_proof
+from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+
+log = logging.getLogger("cetate.audit")
+T = TypeVar("T")
+
+CHECKPOINT_INTERVAL = 1.0  # seconds; the issue asks for a head at least every second
+GROUP_COMMIT_MAX = 512  # entries per transaction; bounds one group's latency
+DEFAULT_ORIGIN = "cetate.local/audit"
+MAX_QUERY_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class EntryQuery:
+    """Filters of the audit query API; None means any. Times are entry time strings (UTC)."""
+
+    since: str | None = None
+    until: str | None = None
+    subject: str | None = None  # a pseudonym
+    tenant: str | None = None
+    entity: str | None = None
+    action: str | None = None
+    purpose: str | None = None
+    decision: str | None = None
+    after: int = 0  # first index to consider (paging)
+    limit: int = 100
+
+
+class AuditStorage(Protocol):
+    """What an audit storage engine provides (SQLite now, PostgreSQL next). All synchronous;
+    the log calls writes from one thread and reads from another."""
+
+    def open(self) -> None:
+        """Create the schema if needed."""
+
+    def close(self) -> None:
+        """Close every connection."""
+
+    def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
+        """Number and commit the batch under the database's write lock; (first index, head)."""
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        """Keep a signed checkpoint."""
+
+    def erase_subject(self, subject: str) -> int:
+        """Delete the kept details of a pseudonymous subject's entries; how many."""
+
+    def head(self) -> Frontier:
+        """The committed tree's frontier (its size and compact range)."""
+
+    def perfect(self, level: int, index: int) -> bytes:
+        """Hash of a perfect subtree; LookupError if the tree does not hold it yet."""
+
+    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """(index, exact leaf bytes) for start <= index < end, in order."""
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        """(size, signed note) of the largest checkpoint."""
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The signed checkpoint of that size, if one was issued."""
+
+    def details(self, idx: int) -> list[Detail]:
+        """The kept (not yet erased) details of an entry."""
+
+    def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
+        """Entries matching every filter, by index."""
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    store: str  # sqlite:///path.db or a path
+    key_dir: Path
+    origin: str = DEFAULT_ORIGIN
+    pseudonym_key_file: Path | None = None
+
+
+def audit_store_for(store_url: str) -> str:
+    """Default audit store beside the broker's: sqlite:///data/cetate.db -> data/audit.db."""
+    scheme, sep, rest = store_url.partition("://")
+    if sep and scheme == "sqlite":
+        path = Path(rest[1:] if rest.startswith("/") else rest)
+        return str(path.with_name("audit.db"))
+    return str(Path("data") / "audit.db")
+
+
+def sqlite_path(store: str) -> Path:
+    scheme, sep, rest = store.partition("://")
+    if not sep:
+        return Path(store)
+    if scheme != "sqlite":
+        raise ValueError(f"Unsupported audit store {store!r}; use sqlite:///path or a path")
+    return Path(rest[1:] if rest.startswith("/") else rest)
+
+
+def config_for(store_url: str, audit_store: str = "", key_dir: str = "", origin: str = "",
+               pseudonym_key_file: str = "") -> AuditConfig:
+    """The audit configuration from broker settings (empty strings take the defaults)."""
+    store = audit_store or audit_store_for(store_url)
+    keys = Path(key_dir) if key_dir else sqlite_path(store).with_name("audit-keys")
+    return AuditConfig(store=store, key_dir=keys, origin=origin or DEFAULT_ORIGIN,
+                       pseudonym_key_file=Path(pseudonym_key_file) if pseudonym_key_file
+                       else None)
+
+
+def open_storage(store: str) -> AuditStorage:
+    from security.audit.sqlite_log import SQLiteAuditStorage
+
+    return SQLiteAuditStorage(sqlite_path(store))
+
+
+class AuditLog:
+    def __init__(self, config: AuditConfig, storage: AuditStorage | None = None,
+                 interval: float = CHECKPOINT_INTERVAL) -> None:
+        self.config = config
+        self.origin = config.origin
+        self.storage = storage or open_storage(config.store)
+        self.keys = KeyRing(config.key_dir, config.origin)
+        self.interval = interval
+        self.signer: NoteSigner | None = None
+        self.pseudonyms = Pseudonyms(b"")
+        self._pending: list[tuple[Sealed, asyncio.Future[int]]] = []
+        self._last: asyncio.Future[int] | None = None
+        self._wakeup = asyncio.Event()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sign_lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._write(self.storage.open)
+        self.signer = await self._read(self.keys.signer)
+        key_file = self.config.pseudonym_key_file or self.config.key_dir / "pseudonym.key"
+        self.pseudonyms = Pseudonyms(await self._read(read_or_create_secret, key_file))
+        self._tasks = [asyncio.create_task(self._flusher(), name="audit-flusher"),
+                       asyncio.create_task(self._ticker(), name="audit-checkpoints")]
+
+    async def close(self) -> None:
+        """Flush what is queued, sign a last head, close the storage."""
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("could not sign the last audit checkpoint")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._write(self.storage.close)
+        self._writer.shutdown()
+        self._reader.shutdown()
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    # -- appending ----------------------------------------------------------------------------
+
+    def submit(self, sealed: Sealed) -> asyncio.Future[int]:
+        """Queue an entry; the future gives its index once committed."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((sealed, future))
+        self._last = future
+        self._wakeup.set()
+        return future
+
+    async def append(self, sealed: Sealed) -> int:
+        """Queue an entry and wait until it is durable."""
+        return await self.submit(sealed)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or has failed)."""
+        last = self._last
+        if last is not None and not last.done():
+            await asyncio.wait([last])
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[:GROUP_COMMIT_MAX]
+                del self._pending[:GROUP_COMMIT_MAX]
+                try:
+                    first, _ = await self._write(self.storage.append, [s for s, _ in batch])
+                except Exception as exc:
+                    log.exception("audit append of %d entries failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved: a read's entry has no waiter
+                    continue
+                for offset, (_, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result(first + offset)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.checkpoint()
+            except Exception:
+                log.exception("audit checkpoint failed")
+
+    # -- tree heads ---------------------------------------------------------------------------
+
+    async def checkpoint(self) -> str:
+        """The signed checkpoint of the whole committed tree, flushing the queue first.
+
+        A size already signed (by this or another process) is not signed again: the tree only
+        grows, so the stored note for the current size is the current head.
+        """
+        await self.flush()
+        async with self._sign_lock:
+            head = await self._read(self.storage.head)
+            existing = await self._read(self.storage.checkpoint_at, head.size)
+            if existing is not None:
+                return existing
+            assert self.signer is not None
+            note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root()), self.signer)
+            await self._write(self.storage.add_checkpoint, head.size, note)
+            return note
+
+    def verifier_keys(self) -> list[VerifierKey]:
+        return self.keys.published()
+
+    async def rotate_key(self) -> VerifierKey:
+        self.signer = await self._read(self.keys.rotate)
+        return self.signer.verifier
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def head(self) -> Frontier:
+        return await self._read(self.storage.head)
+
+    async def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        return await self._read(self.storage.entries, start, end)
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return await self._read(inclusion_proof, index, size, self.storage.perfect)
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return await self._read(consistency_proof, first, second, self.storage.perfect)
+
+    async def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
+        return await self._read(self.storage.query, q)
+
+    async def export(self, start: int, end: int | None = None) -> bytes:
+        from security.audit.export import build_export
+
+        note = await self.checkpoint()
+        return await self._read(build_export, self.storage, note, start, end, ())
+
+    async def erase_subject(self, subject: str) -> int:
+        return await self._write(self.storage.erase_subject, self.pseudonyms(subject))
+
