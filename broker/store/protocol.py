@@ -82,6 +82,25 @@ class Store(Protocol):
         Engines should commit the whole group together (one fsync) for throughput.
         """
 
+    # -- discovery (clauses 5.7.5-5.7.10) --------------------------------------------------
+    # Answered from the derived rows with indexed aggregates, never by loading entities.
+    # Attributes are top-level attribute names only (no sub-attributes); names are IRIs.
+    async def entity_types(self, tenant: str) -> list[str]:
+        """The distinct type IRIs of the tenant's entities, sorted (EntityTypeList)."""
+
+    async def describe_types(self, tenant: str,
+                             types: Sequence[str] | None = None) -> list[TypeSummary]:
+        """Per entity type (these, or all), its entity count and the attributes its entities
+        have (EntityType, EntityTypeInfo); types without entities are left out. Sorted."""
+
+    async def attribute_names(self, tenant: str) -> list[str]:
+        """The distinct attribute IRIs of the tenant's entities, sorted (AttributeList)."""
+
+    async def describe_attributes(self, tenant: str,
+                                  names: Sequence[str] | None = None) -> list[AttributeSummary]:
+        """Per attribute name (these, or all): instance count, kinds and the entity types
+        having it (Attribute); names no entity has are left out. Sorted by name."""
+
     # -- JSON-LD contexts (clause 5.13) ----------------------------------------------------
     async def put_context(self, ctx: StoredContext) -> None:
         """Store or replace a context by id."""
@@ -134,3 +153,23 @@ class EntityQuery:
 class QueryResult:
     entities: list[Entity]
     total: int | None = None  # when count was asked for
+
+
+@dataclass(frozen=True)
+class AttributeSummary:
+    """What discovery tells of one attribute name (clause 5.2.28 Attribute)."""
+
+    name: str  # the attribute IRI
+    count: int  # attributeCount: attribute instances (each datasetId counts) with this name
+    kinds: tuple[str, ...]  # attributeTypes: "Property", "Relationship"..., sorted
+    types: tuple[str, ...] = ()  # typeNames: IRIs of entity types having it, sorted
+
+
+@dataclass(frozen=True)
+class TypeSummary:
+    """What discovery tells of one entity type (clauses 5.2.25 EntityType, 5.2.26
+    EntityTypeInfo); `attributes` are counted over this type's entities, `types` left empty."""
+
+    type: str  # the type IRI
+    entity_count: int
+    attributes: tuple[AttributeSummary, ...]

@@ -32,7 +32,15 @@ import orjson
 from broker.errors import InternalError
 from broker.query.geo import GeoQuery, geo_matches
 from broker.store.migrate import migrate_sqlite
-from broker.store.protocol import Entity, EntityQuery, Mutation, QueryResult, StoredContext
+from broker.store.protocol import (
+    AttributeSummary,
+    Entity,
+    EntityQuery,
+    Mutation,
+    QueryResult,
+    StoredContext,
+    TypeSummary,
+)
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sqlite_query import compile_where
 
@@ -333,6 +341,45 @@ class SQLiteStore:
             return QueryResult(entities, total)
         return await self._read(_in_snapshot(run))
 
+    # -- discovery ---------------------------------------------------------------------------
+    async def entity_types(self, tenant: str) -> list[str]:
+        return await self._read(lambda c: _distinct(c, _DISTINCT_TYPES, tenant))
+
+    async def describe_types(self, tenant: str,
+                             types: Sequence[str] | None = None) -> list[TypeSummary]:
+        def run(c: sqlite3.Connection) -> list[TypeSummary]:
+            wanted = sorted(set(types)) if types is not None else _distinct(
+                c, _DISTINCT_TYPES, tenant)
+            found = []
+            for type_iri in wanted:
+                (count,) = c.execute("SELECT count(*) FROM entity_types WHERE tenant = ? AND "
+                                     "type = ?", (tenant, type_iri)).fetchone()
+                if count:
+                    rows = c.execute(_TYPE_ATTRIBUTES, (tenant, type_iri)).fetchall()
+                    found.append(TypeSummary(type_iri, count, _summaries(rows)))
+            return found
+        return await self._read(_in_snapshot(run))
+
+    async def attribute_names(self, tenant: str) -> list[str]:
+        return await self._read(lambda c: _distinct(c, _DISTINCT_ATTRS, tenant))
+
+    async def describe_attributes(self, tenant: str, names: Sequence[str] | None = None
+                                  ) -> list[AttributeSummary]:
+        def run(c: sqlite3.Connection) -> list[AttributeSummary]:
+            wanted = sorted(set(names)) if names is not None else _distinct(
+                c, _DISTINCT_ATTRS, tenant)
+            found = []
+            for name in wanted:
+                kinds = c.execute("SELECT kind, count(*) FROM attrs WHERE tenant = ? AND "
+                                  "depth = 0 AND name = ? GROUP BY kind", (tenant, name)
+                                  ).fetchall()
+                if kinds:
+                    types = [t for (t,) in c.execute(_ATTRIBUTE_TYPES, (tenant, name))]
+                    found.append(AttributeSummary(name, sum(n for _, n in kinds),
+                                                  tuple(k for k, _ in kinds), tuple(types)))
+            return found
+        return await self._read(_in_snapshot(run))
+
     async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
         return await self._write(lambda c: write_entity(c, tenant, entity_id, mutation))
 
@@ -404,6 +451,47 @@ def _regexp(pattern: str, value: Any) -> bool:
 def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
     return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
                for inst in entity["attrs"].get(query.geoproperty, ()))
+
+
+# Distinct values by skip-scan: each step is one index seek for the next larger value, so the
+# cost grows with the number of distinct values, not with the number of rows.
+_DISTINCT_TYPES = """
+    WITH RECURSIVE seen(v) AS (
+        SELECT min(type) FROM entity_types WHERE tenant = :tenant
+        UNION ALL
+        SELECT (SELECT min(type) FROM entity_types WHERE tenant = :tenant AND type > seen.v)
+          FROM seen WHERE seen.v IS NOT NULL)
+    SELECT v FROM seen WHERE v IS NOT NULL"""
+_DISTINCT_ATTRS = """
+    WITH RECURSIVE seen(v) AS (
+        SELECT min(name) FROM attrs WHERE tenant = :tenant AND depth = 0
+        UNION ALL
+        SELECT (SELECT min(name) FROM attrs WHERE tenant = :tenant AND depth = 0
+                                                  AND name > seen.v)
+          FROM seen WHERE seen.v IS NOT NULL)
+    SELECT v FROM seen WHERE v IS NOT NULL"""
+# The attributes of one type's entities: the type index gives the rids, attrs_by_entity the rows.
+_TYPE_ATTRIBUTES = """
+    SELECT a.name, a.kind, count(*) FROM entity_types t JOIN attrs a ON a.rid = t.rid
+     WHERE t.tenant = ? AND t.type = ? AND a.depth = 0
+     GROUP BY a.name, a.kind ORDER BY a.name, a.kind"""
+_ATTRIBUTE_TYPES = """
+    SELECT DISTINCT t.type FROM attrs a JOIN entity_types t ON t.rid = a.rid
+     WHERE a.tenant = ? AND a.depth = 0 AND a.name = ? ORDER BY t.type"""
+
+
+def _distinct(c: sqlite3.Connection, sql: str, tenant: str) -> list[str]:
+    return [v for (v,) in c.execute(sql, {"tenant": tenant})]
+
+
+def _summaries(rows: Sequence[tuple[str, str, int]]) -> tuple[AttributeSummary, ...]:
+    """(name, kind, count) rows, sorted by name, as one AttributeSummary per name."""
+    merged: dict[str, tuple[int, list[str]]] = {}
+    for name, kind, count in rows:
+        total, kinds = merged.get(name, (0, []))
+        merged[name] = (total + count, [*kinds, kind])
+    return tuple(AttributeSummary(name, total, tuple(kinds))
+                 for name, (total, kinds) in merged.items())
 
 
 _CONTEXT_COLUMNS = "id, url, kind, body, created_at, last_used_at, hits"
