@@ -19,6 +19,7 @@ from broker.entities.parse import Fragment, parse_entity, parse_fragment, requir
 from broker.errors import AlreadyExists, BadRequestData, NgsiError, ResourceNotFound
 from broker.http import params
 from broker.http.edge import json_response, link_context, read_json
+from broker.http.entities import validated
 from broker.http.media import JSON_LD, media_type
 from broker.http.state import broker, existing_tenant, tenant_of, terms_for
 from broker.ld.termmap import TermMap
@@ -88,7 +89,8 @@ async def _run(request: web.Request, tenant: str, items: list[_Item],
     for index, item in enumerate(items):
         if item.error is None:
             try:
-                planned.append((index, plan(item, now)))
+                entity_id, mutation = plan(item, now)
+                planned.append((index, (entity_id, validated(request, tenant, mutation))))
             except NgsiError as error:
                 outcomes[index] = error
     results = await broker(request).store.apply_many(tenant, [p for _, p in planned])

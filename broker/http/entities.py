@@ -6,7 +6,7 @@ to the store (one transaction, committed before the response), render the answer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -29,9 +29,11 @@ from broker.http.state import (
 )
 from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.termmap import TermMap
-from broker.store.protocol import Entity
+from broker.store.protocol import Entity, Mutation
+from broker.validation import for_settings
 
 ENTITIES = "/ngsi-ld/v1/entities"
+T = TypeVar("T")
 
 
 def _path_id(request: web.Request) -> str:
@@ -84,6 +86,20 @@ def respond_entity(
     return json_response(body, status, media, headers={"Link": link_header(link)})
 
 
+def validated(request: web.Request, tenant: str, mutation: Mutation[T]) -> Mutation[T]:
+    """`mutation`, with the entity it produces checked against its types' contracts
+    (contracts/types/, the tenant's validation mode): in strict mode an invalid result raises
+    BadRequestData inside the transaction, so nothing is stored."""
+    check = for_settings(broker(request).settings).checker(tenant)
+
+    def run(current: Entity | None) -> tuple[Entity | None, T]:
+        entity, result = mutation(current)
+        if entity is not None:
+            check(entity)
+        return entity, result
+    return run
+
+
 # -- create, read, delete ----------------------------------------------------------------------
 
 async def create_entity(request: web.Request) -> web.Response:
@@ -97,7 +113,8 @@ async def create_entity(request: web.Request) -> web.Response:
             raise AlreadyExists(f"Entity {entity['id']} already exists")
         return entity, None
 
-    await broker(request).store.apply(tenant_of(request), entity["id"], create)
+    tenant = tenant_of(request)
+    await broker(request).store.apply(tenant, entity["id"], validated(request, tenant, create))
     location = f"{ENTITIES}/{quote(entity['id'], safe=':')}"
     return web.Response(status=201, headers={"Location": location})
 
@@ -171,7 +188,8 @@ async def append_attrs(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.append(current, fragment, now, no_overwrite=no_overwrite)
 
-    result = await broker(request).store.apply(tenant, entity_id, append)
+    result = await broker(request).store.apply(tenant, entity_id,
+                                               validated(request, tenant, append))
     return _update_response(result, terms)
 
 
@@ -187,7 +205,8 @@ async def update_attrs(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.update(current, fragment, now)
 
-    result = await broker(request).store.apply(tenant, entity_id, update)
+    result = await broker(request).store.apply(tenant, entity_id,
+                                               validated(request, tenant, update))
     return _update_response(result, terms)
 
 
@@ -208,7 +227,7 @@ async def partial_attr_update(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.partial_update(current, attr, instance, now), None
 
-    await broker(request).store.apply(tenant, entity_id, patch)
+    await broker(request).store.apply(tenant, entity_id, validated(request, tenant, patch))
     return web.Response(status=204)
 
 
@@ -224,7 +243,7 @@ async def replace_attr(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.replace_attribute(current, attr, instances, now), None
 
-    await broker(request).store.apply(tenant, entity_id, put)
+    await broker(request).store.apply(tenant, entity_id, validated(request, tenant, put))
     return web.Response(status=204)
 
 
@@ -244,7 +263,7 @@ async def delete_attr(request: web.Request) -> web.Response:
             current, attr, dataset_id=dataset_id, delete_all=delete_all, now=now
         ), None
 
-    await broker(request).store.apply(tenant, entity_id, delete)
+    await broker(request).store.apply(tenant, entity_id, validated(request, tenant, delete))
     return web.Response(status=204)
 
 
@@ -266,7 +285,7 @@ async def replace_entity(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.replace(current, new, now), None
 
-    await broker(request).store.apply(tenant, entity_id, put)
+    await broker(request).store.apply(tenant, entity_id, validated(request, tenant, put))
     return web.Response(status=204)
 
 
@@ -282,7 +301,7 @@ async def merge_entity(request: web.Request) -> web.Response:
             raise _not_found(entity_id)
         return mutate.merge(current, fragment, now), None
 
-    await broker(request).store.apply(tenant, entity_id, merge)
+    await broker(request).store.apply(tenant, entity_id, validated(request, tenant, merge))
     return web.Response(status=204)
 
 

@@ -16,7 +16,7 @@ from broker.validation.contracts import (
     load_contracts,
 )
 from broker.validation.modes import Policy, Rule, parse_policy
-from broker.validation.runtime import EntityValidator, validator
+from broker.validation.runtime import EntityValidator, for_settings, validator
 
 __all__ = [
     "Attribute",
@@ -31,6 +31,7 @@ __all__ = [
     "check_entity",
     "contracts",
     "describe",
+    "for_settings",
     "key_values",
     "load_contracts",
     "parse_policy",

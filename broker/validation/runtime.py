@@ -69,3 +69,8 @@ def validator(default: str = "strict", tenants: str = "") -> EntityValidator:
     """The process's validator for a policy (settings CETATE_VALIDATION and
     CETATE_VALIDATION_TENANTS); one per distinct policy, so counters survive requests."""
     return EntityValidator(parse_policy(default, tenants))
+
+
+def for_settings(settings: Any) -> EntityValidator:
+    """The validator a broker's settings ask for (settings.validation, .validation_tenants)."""
+    return validator(settings.validation, settings.validation_tenants)
