@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.http import batch, contexts, discovery, entities, health, query
+from broker.http import audit, batch, contexts, discovery, entities, health, query
 from broker.http.edge import edge_middleware
 from broker.http.state import BROKER, Broker
 from broker.ld.netpolicy import AddressPolicy
@@ -32,6 +32,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[BROKER] = Broker(settings=settings, store=store, contexts=resolver)
     for module in ROUTE_MODULES:
         module.add_routes(app)
+    audit.setup(app, settings)  # middleware after the edge's, /cetate/v1/audit routes
 
     async def open_store_on_startup(_: web.Application) -> None:
         await store.open()

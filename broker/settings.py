@@ -30,6 +30,13 @@ class Settings:
     # each optionally +closed; per tenant as "tax=strict+closed,demo=off".
     validation: str = "strict"
     validation_tenants: str = ""
+    # The audit log (docs/auditors.md): its own store, default beside a SQLite store
+    # (data/cetate.db -> data/audit.db); keys default to audit-keys/ beside the audit store.
+    audit: bool = True
+    audit_store: str = ""
+    audit_key_dir: str = ""
+    audit_origin: str = ""  # checkpoint origin and key name; default cetate.local/audit
+    pseudonym_key_file: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

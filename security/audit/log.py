@@ -271,11 +271,13 @@ class AuditLog:
     async def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
         return await self._read(self.storage.query, q)
 
-    async def export(self, start: int, end: int | None = None) -> bytes:
+    async def export(self, start: int, end: int | None = None,
+                     older: Sequence[int] = ()) -> bytes:
+        """An export of [start, end) against a checkpoint signed now (security/audit/export)."""
         from security.audit.export import build_export
 
         note = await self.checkpoint()
-        return await self._read(build_export, self.storage, note, start, end, ())
+        return await self._read(build_export, self.storage, note, start, end, tuple(older))
 
     async def erase_subject(self, subject: str) -> int:
         return await self._write(self.storage.erase_subject, self.pseudonyms(subject))
