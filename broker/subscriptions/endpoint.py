@@ -155,8 +155,10 @@ def _check_uri(uri: Any) -> str:
                              "or mqtts")
     if not parts.hostname:
         raise BadRequestData(f"endpoint.uri {uri!r} has no host")
-    if parts.fragment:
-        raise BadRequestData(f"endpoint.uri {uri!r}: a fragment is never sent to a receiver")
+    if "#" in uri:  # urlsplit reads an MQTT "#" wildcard as the start of a fragment
+        what = "a published MQTT topic holds no wildcard (+, #)" if scheme in MQTT_SCHEMES \
+            else "a fragment is never sent to a receiver"
+        raise BadRequestData(f"endpoint.uri {uri!r}: {what}")
     if scheme in MQTT_SCHEMES:
         topic = mqtt_topic(uri)
         if not topic or len(topic) > MAX_TOPIC_LENGTH or parts.query:

@@ -187,8 +187,12 @@ def _selector(raw: Any, terms: TermMap) -> EntitySelector:
         raise BadRequestData("entities[].type is mandatory: an entity type or type expression")
     if "id" in raw and "idPattern" in raw:
         raise BadRequestData("entities[]: id and idPattern exclude each other")
+    try:
+        types = parse_types(raw["type"])
+    except BadRequestData as exc:
+        raise BadRequestData(f"entities[].type: {exc.detail}") from None
     return EntitySelector(
-        types=expand_types(parse_types(raw["type"]), terms.expand),
+        types=expand_types(types, terms.expand),
         id=require_uri(raw["id"], "entities[].id") if "id" in raw else None,
         id_pattern=_pattern(raw["idPattern"]) if "idPattern" in raw else None,
     )
@@ -221,7 +225,10 @@ def _q(value: Any, terms: TermMap) -> Node:
 
 
 def _geo_q(value: Any, terms: TermMap) -> GeoQuery:
-    geo = geo_query_from_json(value)
+    try:
+        geo = geo_query_from_json(value)
+    except BadRequestData as exc:
+        raise BadRequestData(f"geoQ: {exc.detail}") from None
     assert geo is not None  # geo_query_from_json(None) is the only None, handled by the caller
     if isinstance(value, dict) and set(value) - {"georel", "geometry", "coordinates",
                                                  "geoproperty"}:
@@ -335,6 +342,9 @@ def parse_subscription(body: Any, terms: TermMap, now: str, *, context: Any = No
     values: dict[str, Any] = {}
     for member, raw in members.items():
         entry = _MEMBERS.get(member)
+        if entry is not None and raw is None:
+            # Clause 5.2.1: no member admits null (JSON-LD would drop it); say so, not guess.
+            raise BadRequestData(f"{member} is null: leave the member out instead")
         if entry is not None:
             name, read = entry
             values[name] = read(raw, terms)

@@ -1,0 +1,218 @@
+"""Delivery of the outbox's pending notifications (the I/O edge that drives the senders).
+
+    dispatcher = Dispatcher(outbox, {"http": http, "https": http, "mqtt": mqtt, "mqtts": mqtt})
+    task = asyncio.create_task(dispatcher.run())
+    ...; dispatcher.wake()      # after a commit that wrote outbox rows: no poll delay
+    await dispatcher.stop()
+
+Isolation (ARCHITECTURE.md invariant 3, "one dead receiver never delays the others"): every
+receiver (endpoint key, scheme://host:port) has its own lane, a queue drained by at most
+`Limits.per_endpoint` concurrent deliveries, each bounded by its timeout. A receiver that hangs
+fills its own lane; the dispatcher then stops claiming its rows (`skip`), and every other lane
+goes on. A failed attempt is rescheduled with backoff.py's delay (or the receiver's Retry-After,
+or the endpoint's cooldown, whichever is longest), so a receiver that is down gets its backlog
+once it is back; one that fails for good (a 4xx, a refused address) is marked failed.
+
+Ordering: deliveries to one receiver overlap (per_endpoint > 1) and retries come later, so a
+receiver may see notifications out of order; each carries notifiedAt and the entities'
+modifiedAt (with sysAttrs) to order by, and an id to drop duplicates by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from broker.subscriptions.backoff import Backoff
+from broker.subscriptions.outbox import Outbox, PendingNotification
+from broker.subscriptions.sender import Outcome, Result, Sender
+
+log = logging.getLogger("cetate.notifications")
+
+OutcomeHook = Callable[[PendingNotification, Result], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    per_endpoint: int = 4  # concurrent deliveries to one receiver
+    queue_per_endpoint: int = 64  # claimed rows waiting for one receiver before we skip it
+    batch: int = 256  # rows per claim
+    # Longer than a full lane can take with the longest endpoint timeout (64 / 4 x 60 s = 16
+    # min worst case): a lease that expires first makes another replica send the row again.
+    lease: float = 1200.0
+    poll_interval: float = 1.0  # seconds between claims when nothing wakes the dispatcher
+
+
+@dataclass
+class _Lane:
+    key: str
+    queue: asyncio.Queue[PendingNotification] = field(default_factory=asyncio.Queue)
+    workers: int = 0
+    in_flight: int = 0
+    cooldown_until: float = 0.0
+
+    @property
+    def load(self) -> int:
+        return self.queue.qsize() + self.in_flight
+
+
+class Dispatcher:
+    """Claims due outbox rows and delivers them through the sender for their URI scheme."""
+
+    def __init__(self, outbox: Outbox, senders: Mapping[str, Sender], *,
+                 backoff: Backoff | None = None, limits: Limits | None = None,
+                 clock: Callable[[], float] = time.time,
+                 rand: Callable[[], float] = random.random,
+                 on_result: OutcomeHook | None = None) -> None:
+        self.outbox = outbox
+        self.senders = dict(senders)
+        self.backoff = backoff or Backoff()
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.rand = rand
+        self.on_result = on_result
+        self._lanes: dict[str, _Lane] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._next_due: float | None = None  # the earliest retry this dispatcher scheduled
+
+    # -- the loop -------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Claim now: rows were just committed (or a lane has room again)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and dispatch until stop()."""
+        while not self._stopping:
+            try:
+                claimed = await self.run_once()
+            except Exception:  # the store is down or busy: wait and claim again
+                log.exception("Claiming notifications failed")
+                claimed = 0
+            if claimed >= self.limits.batch:
+                continue  # more may be due right away
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = self.limits.poll_interval
+        if self._next_due is not None:
+            timeout = max(0.0, min(timeout, self._next_due - self.clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    async def run_once(self) -> int:
+        """One claim: lease the due rows of receivers with room, queue them. The count."""
+        now = self.clock()
+        if self._next_due is not None and self._next_due <= now:
+            self._next_due = None
+        full = frozenset(k for k, lane in self._lanes.items()
+                         if lane.load >= self.limits.queue_per_endpoint)
+        rows = await self.outbox.claim(now, self.limits.batch, self.limits.lease, full)
+        for row in rows:
+            self._enqueue(row)
+        return len(rows)
+
+    def _enqueue(self, row: PendingNotification) -> None:
+        lane = self._lanes.get(row.endpoint_key)
+        if lane is None:
+            lane = self._lanes[row.endpoint_key] = _Lane(row.endpoint_key)
+        lane.queue.put_nowait(row)
+        if lane.workers < self.limits.per_endpoint:
+            lane.workers += 1
+            task = asyncio.get_running_loop().create_task(self._work(lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, lane: _Lane) -> None:
+        try:
+            while not lane.queue.empty() and not self._stopping:
+                row = lane.queue.get_nowait()
+                was_full = lane.load + 1 >= self.limits.queue_per_endpoint
+                lane.in_flight += 1
+                try:
+                    await self._deliver(lane, row)
+                finally:
+                    lane.in_flight -= 1
+                if was_full:
+                    self.wake()  # its rows were skipped at the last claim: claim them now
+        finally:
+            lane.workers -= 1
+            if lane.workers == 0 and lane.load == 0 and lane.cooldown_until <= self.clock():
+                self._lanes.pop(lane.key, None)
+
+    # -- one delivery ---------------------------------------------------------------------------
+    async def _deliver(self, lane: _Lane, row: PendingNotification) -> None:
+        now = self.clock()
+        try:
+            if lane.cooldown_until > now:
+                await self.outbox.postpone(row, lane.cooldown_until)
+                return
+            result = await self._send(row)
+            await self._record(lane, row, result)
+        except Exception:  # the outbox failed to record: the lease runs out, the row comes back
+            log.exception("Recording the outcome of notification %s failed",
+                          row.outgoing.notification_id)
+
+    async def _send(self, row: PendingNotification) -> Result:
+        scheme = urlsplit(row.outgoing.uri).scheme.lower()
+        sender = self.senders.get(scheme)
+        if sender is None:
+            return Result(Outcome.FAILED, f"no sender for {scheme}:// endpoints")
+        try:
+            return await sender.send(row.outgoing)
+        except Exception as exc:  # a sender bug must not stop the lane
+            log.exception("Sender for %s raised", scheme)
+            return Result(Outcome.RETRY, f"internal error: {type(exc).__name__}")
+
+    async def _record(self, lane: _Lane, row: PendingNotification, result: Result) -> None:
+        now = self.clock()
+        if result.outcome is Outcome.DELIVERED:
+            await self.outbox.delivered(row, now, result)
+        else:
+            cooldown = row.outgoing.cooldown
+            if cooldown:
+                lane.cooldown_until = max(lane.cooldown_until, now + cooldown)
+            attempt = row.attempt + 1
+            first = row.first_attempt_at if row.first_attempt_at is not None else now
+            if result.outcome is Outcome.FAILED or self.backoff.gives_up(attempt, first, now):
+                await self.outbox.failed(row, now, result)
+                log.warning("Notification %s to %s failed for good: %s",
+                            row.outgoing.notification_id, lane.key, result.detail)
+            else:
+                delay = max(self.backoff.delay(attempt, self.rand()),
+                            result.retry_after or 0.0, cooldown or 0.0)
+                due = now + delay
+                await self.outbox.reschedule(row, due, now, result)
+                self._next_due = due if self._next_due is None else min(self._next_due, due)
+                self.wake()  # re-arm the sleep with the earlier due time
+        if self.on_result is not None:
+            self.on_result(row, result)
+
+    # -- shutdown -------------------------------------------------------------------------------
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; let deliveries in progress finish for `grace` seconds, then cancel
+        them. Queued rows not yet attempted are given back (postponed to now); a cancelled one
+        comes back when its lease runs out."""
+        self._stopping = True
+        self.wake()
+        for lane in self._lanes.values():
+            while not lane.queue.empty():
+                row = lane.queue.get_nowait()
+                with contextlib.suppress(Exception):
+                    await self.outbox.postpone(row, self.clock())
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for sender in {id(s): s for s in self.senders.values()}.values():
+            with contextlib.suppress(Exception):
+                await sender.aclose()
