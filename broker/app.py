@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.http import audit, batch, contexts, discovery, entities, health, query
+from broker.http import apidocs, audit, batch, contexts, discovery, entities, health, query
 from broker.http.edge import edge_middleware
 from broker.http.state import BROKER, Broker
 from broker.ld.netpolicy import AddressPolicy
@@ -13,7 +13,7 @@ from broker.settings import Settings
 from broker.store.open import open_store
 from broker.store.protocol import Store
 
-ROUTE_MODULES = (health, entities, query, batch, contexts, discovery)
+ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, apidocs)
 
 
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
