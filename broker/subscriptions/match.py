@@ -73,6 +73,16 @@ class Change:
     changed: frozenset[str]
     now: str
 
+    @classmethod
+    def between(cls, tenant: str, before: Entity | None, after: Entity | None, now: str
+                ) -> Change:
+        """The change from `before` to `after`, `changed` being every attribute whose
+        instances differ (a rewrite with the same value differs in modifiedAt: an update)."""
+        old = before["attrs"] if before is not None else {}
+        new = after["attrs"] if after is not None else {}
+        changed = frozenset(a for a in old.keys() | new.keys() if old.get(a) != new.get(a))
+        return cls(tenant, before, after, changed, now)
+
     @property
     def current(self) -> Entity:
         """The entity the filters see: after the change, or as it was before a deletion."""
