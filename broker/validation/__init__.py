@@ -6,7 +6,14 @@ JSON Schema on every write path, per tenant strict, warn or off (docs/contracts.
     validator(settings.validation, settings.validation_tenants).checker(tenant)(entity)
 """
 
-from broker.validation.check import Failure, check_contract, check_entity, describe, key_values
+from broker.validation.check import (
+    Failure,
+    check_contract,
+    check_entity,
+    check_key_values,
+    describe,
+    key_values,
+)
 from broker.validation.contracts import (
     Attribute,
     ContractError,
@@ -29,6 +36,7 @@ __all__ = [
     "TypeContract",
     "check_contract",
     "check_entity",
+    "check_key_values",
     "contracts",
     "describe",
     "for_settings",

@@ -142,11 +142,11 @@ def _schema_failures(contract: TypeContract, doc: Mapping[str, Any],
     return out
 
 
-def check_contract(entity: Entity, contract: TypeContract,
-                   also_allowed: Iterable[str] = ()) -> list[Failure]:
-    """Every way `entity` breaks `contract`; [] if it keeps it. `also_allowed`: attribute
-    names other contracts of the same entity declare."""
-    doc, extra = key_values(entity, contract)
+def check_key_values(doc: Mapping[str, Any], contract: TypeContract,
+                     extra: Iterable[tuple[str, Any]] = (),
+                     also_allowed: Iterable[str] = ()) -> list[Failure]:
+    """Every way a keyValues document breaks `contract`; [] if it keeps it. `extra`: further
+    instances of multi-attributes; `also_allowed`: names other contracts of the entity list."""
     failures = [] if contract.is_valid(doc) else _schema_failures(contract, doc)
     for name, value in extra:
         variant = {**doc, name: value}
@@ -163,6 +163,13 @@ def check_contract(entity: Entity, contract: TypeContract,
                     f"{contract.name}.json lists them; is it misspelt, or the @context "
                     f"missing?)"))
     return sorted(set(failures), key=lambda f: (f.attribute, f.rule, f.message))
+
+
+def check_contract(entity: Entity, contract: TypeContract,
+                   also_allowed: Iterable[str] = ()) -> list[Failure]:
+    """Every way `entity` (internal form) breaks `contract`; [] if it keeps it."""
+    doc, extra = key_values(entity, contract)
+    return check_key_values(doc, contract, extra, also_allowed)
 
 
 def known_contracts(entity: Entity, contracts: Contracts) -> list[TypeContract]:

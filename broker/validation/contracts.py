@@ -42,6 +42,7 @@ class ContractError(MissingContracts):
 @dataclass(frozen=True)
 class Attribute:
     personal_data: PersonalData
+    kind: str | None = None  # NGSI-LD kind to publish it as; None for id and type
     note: str | None = None
 
 
@@ -165,7 +166,7 @@ def _compile(raw: Mapping[str, Any], root: Path, documents: Mapping[str, Any],
         lawful_basis=raw["lawfulBasis"],
         additional_attributes=raw.get("additionalAttributes", False),
         attributes=MappingProxyType({
-            name: Attribute(a["personalData"], a.get("note"))
+            name: Attribute(a["personalData"], a.get("kind"), a.get("note"))
             for name, a in raw["attributes"].items()}),
         validator=validator,
         is_valid=fast.is_valid,
