@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from broker import __version__, logs
+from broker.cli_audit import add_audit_commands
 from broker.settings import from_env
 
 log = logging.getLogger("cetate")
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true",
                        help="do not run schema migrations on start (CETATE_MIGRATE=false)")
     serve.set_defaults(func=_serve)
+    add_audit_commands(sub)
     return top
 
 

@@ -201,7 +201,7 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
     report.checked.append(f"{len(entries)} entries [{start}, {end}) included in the signed tree")
     older = _older(document["older"], checkpoint)
     if prev is not None:
-        _check_previous(prev, prev_root, older, report)
+        _check_previous(prev, prev_root, older, checkpoint, report)
 
 
 def _older(items: Any, checkpoint: Checkpoint) -> dict[int, bytes]:
@@ -244,9 +244,11 @@ def _previous(previous: str | None, keys: Sequence[VerifierKey], checkpoint: Che
 
 
 def _check_previous(prev: Checkpoint, root_in_range: bytes | None, older: dict[int, bytes],
-                    report: Report) -> None:
+                    checkpoint: Checkpoint, report: Report) -> None:
     where = f"previous checkpoint (size {prev.size})"
     root = root_in_range if root_in_range is not None else older.get(prev.size)
+    if prev.size == checkpoint.size:
+        root = checkpoint.root
     if root is None:
         raise _Bad(f"{where}: the export holds no proof from that size; export with "
                    f"--from {prev.size} or lower, or --consistency-from {prev.size}")

@@ -99,7 +99,7 @@ def test_consistency_vectors(first: int, second: int, proof: list[bytes]) -> Non
 
 def _corrupted(proof: list[bytes], good_root: bytes) -> list[list[bytes]]:
     """The corruptions of transparency-dev/merkle's corrupt*Proof helpers."""
-    out = [proof + [b""], proof + [good_root], [b""] + proof, [good_root] + proof]
+    out = [[*proof, b""], [*proof, good_root], [b"", *proof], [good_root, *proof]]
     for i in range(len(proof)):
         flipped = list(proof)
         flipped[i] = bytes([proof[i][0] ^ 8]) + proof[i][1:]
@@ -131,7 +131,7 @@ def test_corrupted_inclusion_fails(index: int, size: int, proof: list[bytes]) ->
 @pytest.mark.parametrize(("first", "second", "proof"), CONSISTENCY[1:])
 def test_corrupted_consistency_fails(first: int, second: int, proof: list[bytes]) -> None:
     r1, r2 = ROOTS[first - 1], ROOTS[second - 1]
-    for bad in [*_corrupted(proof, r1), proof + [r2], [r2] + proof, [proof[0]] + proof, []]:
+    for bad in [*_corrupted(proof, r1), [*proof, r2], [r2, *proof], [proof[0], *proof], []]:
         with pytest.raises(ProofError):
             verify_consistency(first, second, bad, r1, r2)
     for a, b in ((first - 1, second), (first + 1, second), (first ^ 2, second),

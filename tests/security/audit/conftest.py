@@ -1,0 +1,75 @@
+"""Builders for audit-log tests: a real SQLite audit storage filled with sealed entries."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from security.audit.entry import AuditRecord, Principal, Pseudonyms, Sealed, seal
+from security.audit.note import Checkpoint, NoteSigner, sign_checkpoint
+from security.audit.sqlite_log import SQLiteAuditStorage
+
+ORIGIN = "cetate.test/audit"
+ACTIONS = ("entity.create", "entity.retrieve", "entity.query", "batch.upsert")
+
+
+def random_entry(rng: random.Random, pseudonyms: Pseudonyms, n: int) -> Sealed:
+    record = AuditRecord(action=rng.choice(ACTIONS), tenant=rng.choice(("", "tax", "parking")),
+                         principal=Principal(rng.choice(("public", "ana", "ion")),
+                                             ("operator",) if n % 3 else ()),
+                         purpose=rng.choice((None, "billing", "enforcement")))
+    record.note(entity_ids=[f"urn:ngsi-ld:ParkingSpot:{rng.randrange(50)}"],
+                types=["ParkingSpot"])
+    record.personal["client"] = f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"
+    return seal(record, time=f"2026-12-01T10:{n // 60 % 60:02d}:{n % 60:02d}.000000Z",
+                request_id=f"req-{n}", status=rng.choice((200, 201, 204, 404)),
+                pseudonyms=pseudonyms)
+
+
+@dataclass
+class FilledLog:
+    storage: SQLiteAuditStorage
+    signer: NoteSigner
+    notes: dict[int, str]  # size -> signed checkpoint, one per append batch
+
+    def sign(self) -> str:
+        head = self.storage.head()
+        note = sign_checkpoint(Checkpoint(ORIGIN, head.size, head.root()), self.signer)
+        self.storage.add_checkpoint(head.size, note)
+        self.notes[head.size] = note
+        return note
+
+
+@pytest.fixture
+def filled_log(tmp_path: Path) -> Callable[[int, int], FilledLog]:
+    """make(entries, seed): a log of that many random entries appended in random batches,
+    a checkpoint signed after each batch."""
+    made: list[SQLiteAuditStorage] = []
+
+    def make(entries: int, seed: int = 0) -> FilledLog:
+        rng = random.Random(seed)
+        storage = SQLiteAuditStorage(tmp_path / f"audit-{seed}-{len(made)}.db",
+                                     synchronous="OFF")
+        storage.open()
+        made.append(storage)
+        log = FilledLog(storage, NoteSigner(ORIGIN, Ed25519PrivateKey.generate()), {})
+        pseudonyms = Pseudonyms(b"k" * 32)
+        n = 0
+        while n < entries:
+            batch = [random_entry(rng, pseudonyms, n + i)
+                     for i in range(min(entries - n, rng.randint(1, 9)))]
+            storage.append(batch)
+            n += len(batch)
+            log.sign()
+        if entries == 0:
+            log.sign()
+        return log
+
+    yield make  # type: ignore[misc]
+    for storage in made:
+        storage.close()
