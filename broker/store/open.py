@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from broker.store.postgres import PostgresStore, split_url
 from broker.store.protocol import Store
 from broker.store.sqlite import SQLiteStore
 
@@ -21,10 +22,17 @@ def _sqlite(rest: str, **options: Any) -> Store:
     return SQLiteStore(path, **options)
 
 
+def _postgresql(rest: str, **options: Any) -> Store:
+    # postgresql://user@host:port/db?pool_max=20: libpq's URL, with this engine's options.
+    dsn, url_options = split_url("postgresql://" + rest)
+    return PostgresStore(dsn, **{**url_options, **options})
+
+
 # scheme -> engine factory taking the rest of the URL after "scheme://" and the options.
-# "postgresql" joins here when its engine lands.
 SCHEMES: dict[str, Callable[..., Store]] = {
     "sqlite": _sqlite,
+    "postgresql": _postgresql,
+    "postgres": _postgresql,  # libpq accepts both spellings
 }
 
 

@@ -3,14 +3,15 @@ for a fresh, empty store, and how to peek at its tables with SQL (tests only).""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from broker.store.open import open_store
+from broker.store.postgres import PostgresStore
 from broker.store.protocol import Store
 from broker.store.sqlite import SQLiteStore
 
@@ -19,8 +20,11 @@ Peek = Callable[[str, Sequence[Any]], Awaitable[list[tuple[Any, ...]]]]
 
 @dataclass(frozen=True)
 class Engine:
-    url: Callable[[Path], str]
+    name: str
+    url: Callable[[pytest.FixtureRequest], str]
     peek: Callable[[Store], Peek]
+    # Rows of the spatial index, one per GeoProperty instance with positions.
+    spatial_rows: str
 
 
 def _sqlite_peek(store: Store) -> Peek:
@@ -28,8 +32,25 @@ def _sqlite_peek(store: Store) -> Peek:
     return store.read_sql
 
 
+def _numbered(sql: str) -> str:
+    """`?` placeholders as PostgreSQL's `$1, $2, ...` (the suite's SQL has no `?` in strings)."""
+    counter = iter(range(1, 1000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+def _postgres_peek(store: Store) -> Peek:
+    assert isinstance(store, PostgresStore)
+
+    async def peek(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await store.read_sql(_numbered(sql), params)
+    return peek
+
+
 ENGINES = {
-    "sqlite": Engine(url=lambda tmp: f"sqlite:///{tmp}/store.db", peek=_sqlite_peek),
+    "sqlite": Engine("sqlite", url=lambda req: f"sqlite:///{req.getfixturevalue('tmp_path')}"
+                     "/store.db", peek=_sqlite_peek, spatial_rows="geo_boxes"),
+    "postgresql": Engine("postgresql", url=lambda req: str(req.getfixturevalue("postgres_url")),
+                         peek=_postgres_peek, spatial_rows="geo_index"),
 }
 
 
@@ -39,8 +60,8 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 @pytest.fixture
-def store_url(engine: Engine, tmp_path: Path) -> str:
-    return engine.url(tmp_path)
+def store_url(engine: Engine, request: pytest.FixtureRequest) -> str:
+    return engine.url(request)
 
 
 @pytest.fixture

@@ -1,0 +1,376 @@
+"""The PostgreSQL/PostGIS engine: asyncpg, a pool of connections, one transaction per write.
+
+Several broker processes (on several hosts) may share one database: every write locks the
+entity's row (SELECT ... FOR UPDATE) in its own transaction, so concurrent mutations of one
+entity run one after the other and none is lost; the caches here (known tenants) only ever hold
+facts that cannot become false (a tenant is never removed), so they are safe to lose.
+
+Durability is PostgreSQL's: a commit returns once the WAL is flushed (synchronous_commit), and
+the server groups concurrent commits into one flush by itself. `apply_many` still runs its
+changes in one transaction, each in a savepoint, so a batch costs one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from broker.errors import InternalError
+from broker.query.geo import GeoQuery, geo_matches
+from broker.store.postgres_migrate import migrate_postgres
+from broker.store.postgres_query import compile_where
+from broker.store.protocol import Entity, EntityQuery, Mutation, QueryResult, StoredContext
+from broker.store.rows import attribute_rows, geo_boxes
+from broker.store.sqlite import StoreClosed, StoreError
+
+log = logging.getLogger("cetate.store")
+T = TypeVar("T")
+
+POOL_MIN = 2
+POOL_MAX = 10  # per process; N replicas hold N x POOL_MAX connections (max_connections: 100)
+CONNECT_TIMEOUT_S = 10.0
+# Retries of a transaction that lost a race PostgreSQL resolves by aborting it: two creators
+# of one new entity (the unique key), or two batches locking rows in opposite orders.
+WRITE_RETRIES = 5
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# URL query options this engine reads itself (the rest go to asyncpg as server settings).
+_URL_OPTIONS = {"pool_min": int, "pool_max": int}
+_NOW_TEXT = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+
+class _CreateRaced(Exception):
+    """Another transaction created the entity between our read and our insert: start over."""
+
+
+def split_url(url: str) -> tuple[str, dict[str, int]]:
+    """(the DSN for asyncpg, this engine's options) from a postgresql:// URL. Pure."""
+    parts = urlsplit(url)
+    options: dict[str, int] = {}
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _URL_OPTIONS:
+            try:
+                options[key] = _URL_OPTIONS[key](value)
+            except ValueError:
+                raise ValueError(f"Store URL option {key}={value!r} is not a number") from None
+        else:
+            rest.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(rest))), options
+
+
+class PostgresStore:
+    """The Store protocol on PostgreSQL with PostGIS (broker/store/protocol.py)."""
+
+    def __init__(self, dsn: str, *, migrate: bool = True, pool_min: int = POOL_MIN,
+                 pool_max: int = POOL_MAX) -> None:
+        if not 1 <= pool_min <= pool_max:
+            raise ValueError("need 1 <= pool_min <= pool_max")
+        self.dsn = dsn
+        self.migrate = migrate
+        self.pool_min, self.pool_max = pool_min, pool_max
+        self._pool: asyncpg.Pool | None = None
+        self._accepting = False
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing: asyncio.Task[None] | None = None
+        self._known_tenants: set[str] = {""}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._pool is not None or self._closing is not None:
+            raise RuntimeError("PostgresStore.open() is called once")
+        conn = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await migrate_postgres(conn, apply=self.migrate)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=self.pool_min,
+                                               max_size=self.pool_max,
+                                               timeout=CONNECT_TIMEOUT_S)
+        self._accepting = True
+
+    async def close(self) -> None:
+        """Stop taking work, let in-flight calls finish, close the pool."""
+        self._accepting = False
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._closing)
+
+    async def _shut_down(self) -> None:
+        await self._idle.wait()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def healthy(self) -> bool:
+        try:
+            async with self._connection() as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+        except Exception:
+            return False
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one call; close() waits for every call that got one."""
+        if not self._accepting or self._pool is None:
+            raise StoreClosed("The store is closed")
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            try:
+                conn_cm = self._pool.acquire()
+                conn = await conn_cm.__aenter__()
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                raise StoreError(f"The store is unreachable: {exc}") from exc
+            try:
+                yield conn
+            finally:
+                await conn_cm.__aexit__(None, None, None)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _fetch(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async with self._connection() as conn:
+            return await run(conn)
+
+    # -- engine-specific ---------------------------------------------------------------------
+    async def read_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in a read-only transaction (tests and tools; $1-style params)."""
+        async with self._connection() as conn, conn.transaction(readonly=True):
+            return [tuple(r) for r in await conn.fetch(sql, *params)]
+
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool, for components sharing the database (leases)."""
+        if self._pool is None:
+            raise StoreClosed("The store is not open")
+        return self._pool
+
+    # -- tenants -----------------------------------------------------------------------------
+    async def tenant_exists(self, tenant: str) -> bool:
+        if tenant in self._known_tenants:
+            return True
+        found = await self._fetch(lambda c: c.fetchval(
+            "SELECT true FROM tenants WHERE name = $1", tenant))
+        if found:
+            self._known_tenants.add(tenant)
+        return bool(found)
+
+    # -- entities ----------------------------------------------------------------------------
+    async def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        doc = await self._fetch(lambda c: c.fetchval(
+            "SELECT doc FROM entities WHERE tenant = $1 AND id = $2", tenant, entity_id))
+        return orjson.loads(doc) if doc is not None else None
+
+    async def get_entities(self, tenant: str, entity_ids: Sequence[str]) -> list[Entity]:
+        ids = list(dict.fromkeys(entity_ids))
+        if not ids:
+            return []
+        rows = await self._fetch(lambda c: c.fetch(
+            "SELECT doc FROM entities WHERE tenant = $1 AND id = ANY($2::text[])", tenant, ids))
+        return [orjson.loads(r[0]) for r in rows]
+
+    async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        compiled = compile_where(tenant, query)
+        sql = f"SELECT e.doc FROM entities e WHERE {compiled.where} ORDER BY e.rid"
+        params = list(compiled.params)
+        async with self._connection() as conn, conn.transaction(readonly=True,
+                                                                isolation="repeatable_read"):
+            if compiled.exact_geo:
+                # The GiST index gave candidates by bounding box; geo_eval decides, then we page.
+                matches = [doc for doc in (orjson.loads(r[0]) for r in await conn.fetch(
+                    sql, *params)) if _geo_hit(query.geo, doc)]
+                page = matches[query.offset:query.offset + query.limit]
+                return QueryResult(page, len(matches) if query.count else None)
+            n = len(params)
+            rows = await conn.fetch(f"{sql} LIMIT ${n + 1} OFFSET ${n + 2}", *params,
+                                    query.limit, query.offset)
+            total = None
+            if query.count:
+                total = await conn.fetchval(
+                    f"SELECT count(*) FROM entities e WHERE {compiled.where}", *params)
+            return QueryResult([orjson.loads(r[0]) for r in rows], total)
+
+    async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
+        async with self._connection() as conn:
+            for attempt in range(WRITE_RETRIES):
+                try:
+                    async with conn.transaction():
+                        return await self._write_entity(conn, tenant, entity_id, mutation)
+                except (_CreateRaced, *_RETRYABLE):
+                    if attempt == WRITE_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    async def apply_many(self, tenant: str,
+                         changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
+        if not changes:
+            return []
+        async with self._connection() as conn:
+            for attempt in range(WRITE_RETRIES):
+                try:
+                    async with conn.transaction():
+                        return [await self._write_in_savepoint(conn, tenant, entity_id, mutation)
+                                for entity_id, mutation in changes]
+                except _RETRYABLE:  # a deadlock with another batch: the whole group again
+                    if attempt == WRITE_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    async def _write_in_savepoint(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
+                                  mutation: Mutation[Any]) -> Any:
+        """One change of a batch: its own savepoint, its failure as its result."""
+        for _ in range(WRITE_RETRIES):
+            try:
+                async with conn.transaction():
+                    return await self._write_entity(conn, tenant, entity_id, mutation)
+            except _CreateRaced:
+                continue
+            except _RETRYABLE:
+                raise
+            except Exception as exc:
+                return exc
+        return StoreError(f"Could not create {entity_id}: kept racing with other writers")
+
+    async def _write_entity(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
+                            mutation: Mutation[T]) -> T:
+        """Read the stored document under a row lock, run the pure mutation, write the result
+        and rewrite its derived rows; inside the caller's transaction."""
+        row = await conn.fetchrow("SELECT rid, doc FROM entities WHERE tenant = $1 AND id = $2 "
+                                  "FOR UPDATE", tenant, entity_id)
+        rid: int | None = row["rid"] if row else None
+        new, result = mutation(orjson.loads(row["doc"]) if row else None)
+        if new is None:
+            if rid is not None:
+                await conn.execute("DELETE FROM entities WHERE rid = $1", rid)
+            return result
+        if new.get("id") != entity_id:
+            raise InternalError(f"A mutation of {entity_id} returned entity {new.get('id')}")
+        doc = orjson.dumps(new).decode()
+        if rid is None:
+            if tenant not in self._known_tenants:
+                await conn.execute(f"INSERT INTO tenants VALUES ($1, {_NOW_TEXT}) "
+                                   "ON CONFLICT DO NOTHING", tenant)
+            rid = await conn.fetchval(
+                "INSERT INTO entities (tenant, id, created_at, modified_at, doc) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, id) DO NOTHING RETURNING rid",
+                tenant, entity_id, new["createdAt"], new["modifiedAt"], doc)
+            if rid is None:
+                raise _CreateRaced(entity_id)
+        else:
+            await conn.execute(_REWRITE, rid, new["createdAt"], new["modifiedAt"], doc)
+        await _insert_derived(conn, tenant, rid, new)
+        return result
+
+    # -- contexts ----------------------------------------------------------------------------
+    async def put_context(self, ctx: StoredContext) -> None:
+        await self._fetch(lambda c: c.execute(
+            f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (id) DO UPDATE SET url = excluded.url, kind = excluded.kind, "
+            "body = excluded.body, created_at = excluded.created_at, "
+            "last_used_at = excluded.last_used_at, hits = excluded.hits",
+            ctx.id, ctx.url, ctx.kind, orjson.dumps(ctx.body).decode(), ctx.created_at,
+            ctx.last_used_at, ctx.number_of_hits))
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        row = await self._fetch(lambda c: c.fetchrow(
+            f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE id = $1 OR url = $1 "
+            "ORDER BY id <> $1, created_at LIMIT 1", context_id))
+        return _context(row) if row else None
+
+    async def list_contexts(self, kind: str | None = None) -> list[StoredContext]:
+        rows = await self._fetch(lambda c: c.fetch(
+            f"SELECT {_CONTEXT_COLUMNS} FROM contexts WHERE $1::text IS NULL OR kind = $1 "
+            "ORDER BY created_at, id", kind))
+        return [_context(r) for r in rows]
+
+    async def delete_context(self, context_id: str) -> bool:
+        status = await self._fetch(lambda c: c.execute(
+            "DELETE FROM contexts WHERE id = $1", context_id))
+        return bool(status != "DELETE 0")
+
+    async def touch_context(self, context_id: str, when: str) -> None:
+        # Best effort and off the request's path, as on SQLite: usage statistics are not worth
+        # a round trip's wait, nor a failed request while the store shuts down.
+        if not self._accepting:
+            return
+
+        async def touch() -> None:
+            try:
+                await self._fetch(lambda c: c.execute(
+                    "UPDATE contexts SET last_used_at = $1, hits = hits + 1 WHERE id = $2",
+                    when, context_id))
+            except Exception as exc:
+                log.warning("recording a use of context %s failed: %r", context_id, exc)
+
+        task = asyncio.ensure_future(touch())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+# Rewrites the document and drops the derived rows in one round trip (they are re-inserted).
+_REWRITE = """
+WITH doc AS (UPDATE entities SET created_at = $2, modified_at = $3, doc = $4 WHERE rid = $1),
+     a AS (DELETE FROM attrs WHERE rid = $1),
+     t AS (DELETE FROM entity_types WHERE rid = $1),
+     s AS (DELETE FROM entity_scopes WHERE rid = $1)
+DELETE FROM geo_index WHERE rid = $1
+"""
+
+# Each derived table is filled by one statement over arrays: one round trip per table.
+_INSERT_TYPES = ("INSERT INTO entity_types (rid, tenant, type) "
+                 "SELECT $1, $2, unnest($3::text[])")
+_INSERT_SCOPES = ("INSERT INTO entity_scopes (rid, tenant, scope) "
+                  "SELECT $1, $2, unnest($3::text[])")
+_INSERT_ATTRS = """
+INSERT INTO attrs (rid, tenant, name, dataset_id, kind, value_num, value_text, value_bool,
+                   object, observed_at, value_json)
+SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
+                             $8::int[], $9::text[], $10::text[], $11::jsonb[])
+"""
+_INSERT_GEO = """
+INSERT INTO geo_index (rid, tenant, name, dataset_id, bbox)
+SELECT $1, $2, n, d, ST_MakeEnvelope(x0, y0, x1, y1, 4326)
+FROM unnest($3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])
+     AS u(n, d, x0, x1, y0, y1)
+"""
+
+
+async def _insert_derived(conn: asyncpg.Connection, tenant: str, rid: int,
+                          entity: Entity) -> None:
+    await conn.execute(_INSERT_TYPES, rid, tenant, list(dict.fromkeys(entity["type"])))
+    scopes = list(dict.fromkeys(entity.get("scope", ())))
+    if scopes:
+        await conn.execute(_INSERT_SCOPES, rid, tenant, scopes)
+    rows = attribute_rows(entity)
+    if rows:
+        await conn.execute(_INSERT_ATTRS, rid, tenant, *(list(col) for col in zip(
+            *((r.name, r.dataset_id, r.kind, r.value_num, r.value_text, r.value_bool, r.object,
+               r.observed_at, r.value_json) for r in rows), strict=True)))
+    boxes = geo_boxes(entity)
+    if boxes:
+        await conn.execute(_INSERT_GEO, rid, tenant, *(list(col) for col in zip(
+            *((b.name, b.dataset_id, b.min_x, b.max_x, b.min_y, b.max_y) for b in boxes),
+            strict=True)))
+
+
+def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
+    return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
+               for inst in entity["attrs"].get(query.geoproperty, ()))
+
+
+_CONTEXT_COLUMNS = "id, url, kind, body, created_at, last_used_at, hits"
+
+
+def _context(row: asyncpg.Record) -> StoredContext:
+    return StoredContext(id=row[0], url=row[1], kind=row[2], body=orjson.loads(row[3]),
+                         created_at=row[4], last_used_at=row[5], number_of_hits=row[6])
