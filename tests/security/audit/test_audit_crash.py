@@ -1,0 +1,138 @@
+"""SIGKILL the real `cetate serve` during a write stream; after a restart the tree is consistent
+with every checkpoint fetched before the kill, and every acknowledged write has its entry."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from security.audit.entry import decode
+from security.audit.merkle import verify_consistency
+from security.audit.note import Checkpoint, open_checkpoint, parse_verifier_keys
+
+KILL_AFTER = 250  # acknowledged writes before the SIGKILL
+WRITERS = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Broker:
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker", "serve", "--port", str(port),
+             "--store", f"sqlite:///{self.db}"],
+            env={**os.environ, "CETATE_LOG_LEVEL": "WARNING"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "cetate.db")
+    yield b
+    if b.proc and b.proc.poll() is None:
+        b.proc.kill()
+        b.proc.wait()
+
+
+async def _stream_then_kill(broker: Broker) -> tuple[list[str], list[str]]:
+    acked: list[str] = []
+    notes: list[str] = []
+    counter = iter(range(100_000))
+    killed = asyncio.Event()
+
+    async def writer(http: httpx.AsyncClient) -> None:
+        for n in counter:
+            eid = f"urn:ngsi-ld:Streetlight:craiova-{n}"
+            try:
+                r = await http.post("/ngsi-ld/v1/entities", json={"id": eid, "type": "Lamp"})
+            except httpx.HTTPError:
+                return
+            if r.status_code == 201:
+                acked.append(eid)
+            if len(acked) >= KILL_AFTER and not killed.is_set():
+                assert broker.proc is not None
+                broker.proc.kill()
+                killed.set()
+
+    async def watcher(http: httpx.AsyncClient) -> None:
+        while not killed.is_set():
+            try:
+                r = await http.get("/cetate/v1/audit/checkpoint")
+            except httpx.HTTPError:
+                return
+            if r.status_code == 200:
+                notes.append(r.text)
+
+    async with httpx.AsyncClient(base_url=broker.url, timeout=5,
+                                 limits=httpx.Limits(max_connections=WRITERS + 1)) as http:
+        await asyncio.gather(watcher(http), *(writer(http) for _ in range(WRITERS)))
+    return acked, notes
+
+
+async def test_sigkill_keeps_the_tree_consistent_and_acknowledged_writes_logged(
+        broker: Broker) -> None:
+    broker.start()
+    keys = parse_verifier_keys(httpx.get(broker.url + "/cetate/v1/audit/public-key").text)
+    acked, notes = await _stream_then_kill(broker)
+    assert broker.proc is not None
+    broker.proc.wait(timeout=10)
+    assert len(acked) >= KILL_AFTER and len(notes) >= 2
+    seen = [open_checkpoint(n, keys) for n in notes]
+
+    broker.start()
+    async with httpx.AsyncClient(base_url=broker.url, timeout=10) as http:
+        head = open_checkpoint((await http.get("/cetate/v1/audit/checkpoint")).text, keys)
+        assert head.size >= max(c.size for c in seen)
+        for old in {c.size: c for c in seen}.values():
+            await _check_consistent(http, old, head)
+        logged: set[str] = set()
+        start = 0
+        while start < head.size:
+            body = (await http.get("/cetate/v1/audit/entries",
+                                   params={"from": start, "to": head.size})).json()
+            for item in body["entries"]:
+                entry = decode(base64.b64decode(item["entry"]))
+                if entry["action"] == "entity.create" and entry["status"] == 201:
+                    logged.update(entry["entities"]["ids"])
+            start = body["to"]
+    missing = [eid for eid in acked if eid not in logged]
+    assert missing == []
+
+
+async def _check_consistent(http: httpx.AsyncClient, old: Checkpoint, head: Checkpoint) -> None:
+    r = await http.get("/cetate/v1/audit/proof/consistency",
+                       params={"first": old.size, "second": head.size})
+    assert r.status_code == 200, r.text
+    proof = [base64.b64decode(h) for h in r.json()["proof"]]
+    verify_consistency(old.size, head.size, proof, old.root, head.root)
