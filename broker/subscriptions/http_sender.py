@@ -61,6 +61,7 @@ class HttpSender:
         self.timeout = timeout
         self._verify = _tls() if verify is None else verify
         self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()  # evicted pools being closed
 
     def _client(self, origin: str) -> httpx.AsyncClient:
         client = self._clients.get(origin)
@@ -72,7 +73,9 @@ class HttpSender:
         self._clients[origin] = client
         while len(self._clients) > MAX_CLIENTS:
             _, old = self._clients.popitem(last=False)
-            asyncio.get_running_loop().create_task(old.aclose())
+            task = asyncio.get_running_loop().create_task(old.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         return client
 
     async def send(self, out: Outgoing) -> Result:

@@ -45,6 +45,12 @@ class _Connection:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _lost(client: aiomqtt.Client) -> bool:
+    """Whether aiomqtt has seen the connection go (its private future; absent: assume not)."""
+    disconnected = getattr(client, "_disconnected", None)
+    return isinstance(disconnected, asyncio.Future) and disconnected.done()
+
+
 class MqttSender:
     """Publishes Outgoing notifications to mqtt(s) endpoints, reusing connections."""
 
@@ -96,8 +102,12 @@ class MqttSender:
                 await self._drop(next(iter(self._connections)))
             conn = self._connections[key] = _Connection()
         async with conn.lock:  # one connect at a time per broker; the others wait and reuse it
-            if conn.client is not None:
+            if conn.client is not None and not _lost(conn.client):
                 return conn.client
+            if conn.client is not None:  # the broker closed it while idle: connect again
+                stale, conn.client = conn.client, None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(stale.__aexit__(None, None, None), 1.0)
             scheme, host, port, username, password, version = key
             address = await checked_address(host, port, self.policy)
             tls = None

@@ -219,3 +219,22 @@ async def test_mqtt_refused_address() -> None:
     finally:
         await sender.aclose()
     assert result.outcome is Outcome.FAILED and "refused address" in result.detail
+
+
+async def test_mqtt_reconnects_after_losing_the_connection(mosquitto: str) -> None:
+    topic = f"cetate-test/{time.monotonic_ns()}/lost"
+    sender = MqttSender(LOOPBACK, timeout=3.0)
+    out = outgoing(f"mqtt://{mosquitto}/{topic}", notifier=[{"key": "MQTT-QoS", "value": "1"}])
+    try:
+        async with aiomqtt.Client("127.0.0.1", int(mosquitto.split(":")[1])) as listener:
+            await listener.subscribe(topic, qos=1)
+            assert (await sender.send(out)).outcome is Outcome.DELIVERED
+            (conn,) = sender._connections.values()
+            assert conn.client is not None
+            conn.client._client.disconnect()  # as when the MQTT broker restarts
+            await asyncio.wait_for(asyncio.shield(conn.client._disconnected), 3.0)
+            assert (await sender.send(out)).outcome is Outcome.DELIVERED
+            for _ in range(2):
+                await asyncio.wait_for(anext(listener.messages), 3.0)
+    finally:
+        await sender.aclose()
