@@ -26,6 +26,7 @@ class Settings:
     context_max_bytes: int = 1_000_000
     public_url: str = ""  # base URL clients reach the broker at; default http://host:port
     migrate: bool = True
+    workers: int = 1  # broker processes sharing the port (broker/workers.py)
     # Validation on ingest against contracts/types/ (docs/contracts.md): strict | warn | off,
     # each optionally +closed; per tenant as "tax=strict+closed,demo=off".
     validation: str = "strict"

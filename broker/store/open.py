@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from broker.store.postgres import PostgresStore, split_url
+import asyncpg
+
+from broker.store.migrate import migrate_sqlite
+from broker.store.postgres import CONNECT_TIMEOUT_S, PostgresStore, split_url
+from broker.store.postgres_migrate import migrate_postgres
 from broker.store.protocol import Store
-from broker.store.sqlite import SQLiteStore
+from broker.store.sqlite import BUSY_TIMEOUT_MS, SQLiteStore
 
 MEMORY_PATHS = frozenset({"", ":memory:"})
 
@@ -44,3 +51,27 @@ def open_store(url: str, **options: Any) -> Store:
         raise ValueError(f"Unsupported store URL {url!r}; supported schemes: "
                          f"{', '.join(s + '://' for s in SCHEMES)}")
     return engine(rest, **options)
+
+
+async def migrate_store(url: str) -> list[int]:
+    """Apply the pending migrations of the store at `url` (`cetate db migrate`); the versions
+    applied. Safe while brokers run on it: each engine serialises migrations itself."""
+    store = open_store(url, migrate=True)
+    if isinstance(store, PostgresStore):
+        conn = await asyncpg.connect(store.dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            return await migrate_postgres(conn)
+        finally:
+            await conn.close()
+    if isinstance(store, SQLiteStore):
+        Path(store.path).parent.mkdir(parents=True, exist_ok=True)
+        return await asyncio.to_thread(_migrate_sqlite_file, store.path)
+    raise ValueError(f"No migrations for {url!r}")
+
+
+def _migrate_sqlite_file(path: str) -> list[int]:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        return migrate_sqlite(conn)
+    finally:
+        conn.close()

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from broker.errors import InternalError
+from broker.errors import BadRequestData, InternalError
 from broker.query.geo import GeoQuery, geo_matches
 from broker.store.postgres_migrate import migrate_postgres
 from broker.store.postgres_query import compile_where
@@ -180,6 +180,13 @@ class PostgresStore:
         return [orjson.loads(r[0]) for r in rows]
 
     async def query_entities(self, tenant: str, query: EntityQuery) -> QueryResult:
+        try:
+            return await self._query(tenant, query)
+        except asyncpg.InvalidRegularExpressionError as exc:
+            # Python's re accepted it (the HTTP layer checks), PostgreSQL's ARE does not.
+            raise BadRequestData(f"Unsupported regular expression: {exc}") from None
+
+    async def _query(self, tenant: str, query: EntityQuery) -> QueryResult:
         compiled = compile_where(tenant, query)
         sql = f"SELECT e.doc FROM entities e WHERE {compiled.where} ORDER BY e.rid"
         params = list(compiled.params)

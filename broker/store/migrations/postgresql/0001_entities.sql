@@ -91,8 +91,10 @@ CREATE INDEX contexts_by_url ON contexts (url);
 
 -- Once-only work shared by replicas (broker/store/leases.py): a named lease, held by one
 -- holder until it expires; expiry is database time, so host clocks never disagree about it.
+-- `token` grows at every change of holder: a fencing token for work done under the lease.
 CREATE TABLE leases (
     name        TEXT COLLATE "C" PRIMARY KEY,
     holder      TEXT NOT NULL,
-    expires_at  TIMESTAMPTZ NOT NULL
+    expires_at  TIMESTAMPTZ NOT NULL,
+    token       BIGINT NOT NULL DEFAULT 1
 );
