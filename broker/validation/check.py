@@ -146,7 +146,8 @@ def check_key_values(doc: Mapping[str, Any], contract: TypeContract,
                      extra: Iterable[tuple[str, Any]] = (),
                      also_allowed: Iterable[str] = ()) -> list[Failure]:
     """Every way a keyValues document breaks `contract`; [] if it keeps it. `extra`: further
-    instances of multi-attributes; `also_allowed`: names other contracts of the entity list."""
+    instances of multi-attributes; `also_allowed`: names (as `doc` spells them) that other
+    contracts of the same entity declare."""
     failures = [] if contract.is_valid(doc) else _schema_failures(contract, doc)
     for name, value in extra:
         variant = {**doc, name: value}
@@ -166,10 +167,12 @@ def check_key_values(doc: Mapping[str, Any], contract: TypeContract,
 
 
 def check_contract(entity: Entity, contract: TypeContract,
-                   also_allowed: Iterable[str] = ()) -> list[Failure]:
-    """Every way `entity` (internal form) breaks `contract`; [] if it keeps it."""
+                   also_declared: frozenset[str] = frozenset()) -> list[Failure]:
+    """Every way `entity` (internal form) breaks `contract`; [] if it keeps it.
+    `also_declared`: attribute IRIs that other contracts of the entity declare."""
     doc, extra = key_values(entity, contract)
-    return check_key_values(doc, contract, extra, also_allowed)
+    allowed = [contract.terms.compact(iri) for iri in entity["attrs"] if iri in also_declared]
+    return check_key_values(doc, contract, extra, allowed)
 
 
 def known_contracts(entity: Entity, contracts: Contracts) -> list[TypeContract]:
@@ -187,7 +190,8 @@ def check_entity(entity: Entity, contracts: Contracts, *, closed: bool = False) 
         return [Failure(names, "type", "contract",
                         f"type: no contract in contracts/types/ for {names}, and this tenant "
                         f"accepts only contract types")]
-    declared = {name for c in known for name in c.attributes}
+    declared = frozenset(c.terms.expand(name) for c in known for name in c.attributes) \
+        if len(known) > 1 else frozenset()
     failures: list[Failure] = []
     for contract in known:
         failures.extend(check_contract(entity, contract, declared))

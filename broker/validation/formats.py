@@ -61,7 +61,17 @@ def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
     return lambda value: pattern.match(value) is not None
 
 
-FORMATS: dict[str, Callable[[str], bool]] = {
+def _safe(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    # jsonschema-rs calls these too, and wants a bool back, never an exception.
+    def run(value: str) -> bool:
+        try:
+            return check(value)
+        except ValueError:
+            return False
+    return run
+
+
+_CHECKS: dict[str, Callable[[str], bool]] = {
     "date-time": _date_time,
     "date": _date,
     "time": _matches(_TIME_RE),
@@ -72,13 +82,14 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "ipv4": _ipv4,
     "ipv6": _ipv6,
 }
+FORMATS: dict[str, Callable[[str], bool]] = {name: _safe(c) for name, c in _CHECKS.items()}
 
 
 def format_checker() -> FormatChecker:
     """A checker that knows exactly FORMATS; non-string instances pass (JSON Schema §7.1)."""
     checker = FormatChecker(formats=())
     for name, check in FORMATS.items():
-        checker.checks(name, raises=ValueError)(_strings_only(check))
+        checker.checks(name)(_strings_only(check))
     return checker
 
 
