@@ -182,6 +182,7 @@ async def public_key(request: web.Request) -> web.Response:
 
 async def entries(request: web.Request) -> web.Response:
     audit = request.app[AUDIT]
+    await audit.flush()  # queued reads' entries first, so the answer is current
     size = (await audit.head()).size
     start = _int_param(request, "from", 0)
     end = min(_int_param(request, "to", size), size)
@@ -241,6 +242,7 @@ async def query(request: web.Request) -> web.Response:
     """Entries by time range (since <= time < until), principal (pseudonym) or subject (in
     clear, pseudonymised here), tenant, entity, action, purpose, decision; paged by index."""
     audit = request.app[AUDIT]
+    await audit.flush()
     subject = request.query.get("principal")
     if subject is None and "subject" in request.query:
         subject = audit.pseudonyms(request.query["subject"])

@@ -24,6 +24,7 @@ SALT_BYTES = 16  # 128-bit salts: commitments to low-entropy details (an IP) res
 PUBLIC_SUBJECT = "public"  # the anonymous principal until the identity layer lands
 DEFAULT_DECISION = "allow"
 DEFAULT_RULE = "open-default"
+PSEUDONYM_CACHE = 10_000  # subjects remembered per process (bounded: subjects are unbounded)
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,15 @@ class Pseudonyms:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._known: dict[str, str] = {}  # a handful of principals make most requests
 
     def __call__(self, subject: str) -> str:
-        return hmac.digest(self._key, subject.encode(), "sha256").hex()
+        pseudonym = self._known.get(subject)
+        if pseudonym is None:
+            pseudonym = hmac.digest(self._key, subject.encode(), "sha256").hex()
+            if len(self._known) < PSEUDONYM_CACHE:
+                self._known[subject] = pseudonym
+        return pseudonym
 
 
 def commitment(salt: bytes, detail: str) -> str:

@@ -3,7 +3,8 @@
 Entries are queued; one flusher task drains the queue into one storage transaction at a time,
 so whatever arrives while a batch commits forms the next batch (one fsync for the group).
 `append` waits for the commit (writes: durable before their response); `submit` does not (reads:
-in the log no later than the next tree head, because signing a head first flushes the queue).
+they ride along with the next write's commit, a full batch or the next tree head — signing a
+head first flushes the queue — so they are in the log no later than the next tree head).
 A tree head is signed at least every CHECKPOINT_INTERVAL while entries arrive, and on demand.
 """
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from security.audit.entry import Detail, Pseudonyms, Sealed
 from security.audit.keys import KeyRing, read_or_create_secret
 from security.audit.merkle import Frontier, consistency_proof, inclusion_proof
-from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint
+from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint, split_note
 
 log = logging.getLogger("cetate.audit")
 T = TypeVar("T")
@@ -62,7 +63,7 @@ class AuditStorage(Protocol):
         """Number and commit the batch under the database's write lock; (first index, head)."""
 
     def add_checkpoint(self, size: int, note: str) -> None:
-        """Keep a signed checkpoint."""
+        """Keep a signed checkpoint (replacing that size's, which it extends by a signature)."""
 
     def erase_subject(self, subject: str) -> int:
         """Delete the kept details of a pseudonymous subject's entries; how many."""
@@ -182,22 +183,28 @@ class AuditLog:
 
     # -- appending ----------------------------------------------------------------------------
 
-    def submit(self, sealed: Sealed) -> asyncio.Future[int]:
-        """Queue an entry; the future gives its index once committed."""
+    def submit(self, sealed: Sealed, *, urgent: bool = False) -> asyncio.Future[int]:
+        """Queue an entry; the future gives its index once committed.
+
+        A non-urgent entry (a read's) waits for the next urgent one, a full batch or the next
+        tree head, whichever comes first: reads then cost a fraction of a commit each.
+        """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((sealed, future))
         self._last = future
-        self._wakeup.set()
+        if urgent or len(self._pending) >= GROUP_COMMIT_MAX:
+            self._wakeup.set()
         return future
 
     async def append(self, sealed: Sealed) -> int:
-        """Queue an entry and wait until it is durable."""
-        return await self.submit(sealed)
+        """Queue an entry and wait until it is durable (with whatever else is queued)."""
+        return await self.submit(sealed, urgent=True)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed)."""
         last = self._last
         if last is not None and not last.done():
+            self._wakeup.set()
             await asyncio.wait([last])
 
     async def _flusher(self) -> None:
@@ -233,17 +240,24 @@ class AuditLog:
     async def checkpoint(self) -> str:
         """The signed checkpoint of the whole committed tree, flushing the queue first.
 
-        A size already signed (by this or another process) is not signed again: the tree only
-        grows, so the stored note for the current size is the current head.
+        A size already signed by the current key (in this or another process) is not signed
+        again: the tree only grows, so the stored note for the current size is the current
+        head. One signed by a retired key gets the current key's signature added (a note may
+        carry several), so it verifies with either.
         """
         await self.flush()
         async with self._sign_lock:
+            self.signer = signer = await self._read(self.keys.signer)  # follows rotations
             head = await self._read(self.storage.head)
             existing = await self._read(self.storage.checkpoint_at, head.size)
             if existing is not None:
-                return existing
-            assert self.signer is not None
-            note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root()), self.signer)
+                text, sigs = split_note(existing)
+                current = signer.verifier
+                if any(s.name == current.name and s.key_id == current.key_id for s in sigs):
+                    return existing
+                note = existing + signer.signature_line(text)
+            else:
+                note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root()), signer)
             await self._write(self.storage.add_checkpoint, head.size, note)
             return note
 

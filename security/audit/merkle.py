@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"  # RFC 9162 §2.1.1: domain separation of leaves ...
@@ -237,6 +238,17 @@ class Frontier:
         self.hashes.append(h)
         self.size += 1
         return completed
+
+    def add(self, leaf: bytes) -> None:
+        """`append` without reporting completed nodes (the verifier's hot loop)."""
+        hashes = self.hashes
+        assert hashes is not None
+        h, size = leaf, self.size
+        while size & 1:
+            h = sha256(NODE_PREFIX + hashes.pop() + h).digest()
+            size >>= 1
+        hashes.append(h)
+        self.size += 1
 
     def root(self) -> bytes:
         assert self.hashes is not None

@@ -147,7 +147,8 @@ class SQLiteAuditStorage:
         return first, frontier
 
     def add_checkpoint(self, size: int, note: str) -> None:
-        self._db().execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?)", (size, note))
+        self._db().execute("INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT (size) DO UPDATE "
+                           "SET note = excluded.note", (size, note))
 
     def erase_subject(self, subject: str) -> int:
         """Delete the kept details of a subject's entries; the leaves stay, unlinkable."""

@@ -1,0 +1,137 @@
+"""The audit log's cost on broker throughput, and the offline verifier's speed, in one run.
+
+    .venv/bin/python -m bench.audit [--clients 16] [--requests 2000] [--verify-entries 200000]
+
+Two brokers run side by side, one with the audit log on, one with CETATE_AUDIT=off, each on its
+own fresh SQLite store; they are driven in turn (writes, then reads; four rounds, the first
+broker alternating) so drift on a shared machine hits both; medians are compared. Prints
+requests/s with the log on and off and the on/off ratio (target: at most 10 % cost, ratio
+>= 0.90), then entries/s of `verify_export` over an export of --verify-entries random entries
+(target: above 100,000/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import Result, drive, free_port, start
+from security.audit.entry import AuditRecord, Principal, Pseudonyms, seal
+from security.audit.export import build_export, verify_export
+from security.audit.keys import KeyRing
+from security.audit.note import Checkpoint, sign_checkpoint
+from security.audit.sqlite_log import SQLiteAuditStorage
+
+ROUNDS = 4  # alternating which broker goes first
+
+
+def lamp(i: int) -> dict[str, object]:
+    return {"id": f"urn:ngsi-ld:Streetlight:bench-{i}", "type": "Streetlight",
+            "powerState": {"type": "Property", "value": "on"},
+            "dimmingLevel": {"type": "Property", "value": 0.8}}
+
+
+async def _throughput(clients: int, total: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        procs, bases = [], {}
+        for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
+            port = free_port()
+            store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
+            (Path(tmp) / name).mkdir()
+            procs.append(start(["-m", "broker", "serve", "--port", str(port), "--store", store],
+                               port, {"CETATE_LOG_LEVEL": "WARNING", **env}))
+            bases[name] = f"http://127.0.0.1:{port}"
+        try:
+            results: dict[tuple[str, str], list[Result]] = {}
+            for rnd in range(ROUNDS):
+                offset = rnd * total
+                order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+                for name, base in order:
+                    async def write(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                        async with s.post("/ngsi-ld/v1/entities", json=lamp(o + i)) as r:
+                            return r.status
+                    res = await drive(f"write audit {name}", base, write, clients=clients,
+                                      total=total)
+                    results.setdefault(("write", name), []).append(res)
+                for name, base in order:
+                    async def read(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                        eid = lamp(o + i % total)["id"]
+                        async with s.get(f"/ngsi-ld/v1/entities/{eid}") as r:
+                            await r.read()
+                            return r.status
+                    res = await drive(f"read audit {name}", base, read, clients=clients,
+                                      total=total)
+                    results.setdefault(("read", name), []).append(res)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait()
+    lines = []
+    for kind in ("write", "read"):
+        on = statistics.median(r.rps for r in results[(kind, "on")])
+        off = statistics.median(r.rps for r in results[(kind, "off")])
+        errors = sum(r.errors for name in ("on", "off") for r in results[(kind, name)])
+        p50_on = statistics.median(r.pct(0.5) for r in results[(kind, "on")])
+        p50_off = statistics.median(r.pct(0.5) for r in results[(kind, "off")])
+        lines.append(f"{kind:<5} audit on {on:7.0f} req/s (p50 {p50_on:5.2f} ms)  off {off:7.0f} "
+                     f"req/s (p50 {p50_off:5.2f} ms)  on/off {on / off:5.2f}  "
+                     f"cost {100 * (1 - on / off):5.1f} %  errors {errors}")
+    return lines
+
+
+def _verification(entries: int) -> list[str]:
+    rng = random.Random(1)
+    pseudonyms = Pseudonyms(b"b" * 32)
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = SQLiteAuditStorage(Path(tmp) / "audit.db", synchronous="OFF")
+        storage.open()
+        signer = KeyRing(Path(tmp) / "keys", "cetate.bench/audit").signer()
+        batch = []
+        for n in range(entries):
+            record = AuditRecord(action="entity.retrieve", tenant="parking",
+                                 principal=Principal(f"user-{n % 97}"))
+            record.note(entity_ids=[f"urn:ngsi-ld:ParkingSpot:{rng.randrange(5000)}"],
+                        types=["ParkingSpot"])
+            record.personal["client"] = f"10.0.{n % 256}.{rng.randrange(256)}"
+            batch.append(seal(record, time=f"2026-12-01T10:00:{n % 60:02d}.000000Z",
+                              request_id=f"r{n}", status=200, pseudonyms=pseudonyms))
+            if len(batch) == 5000:
+                storage.append(batch)
+                batch = []
+        if batch:
+            storage.append(batch)
+        head = storage.head()
+        note = sign_checkpoint(Checkpoint("cetate.bench/audit", head.size, head.root()), signer)
+        t0 = time.perf_counter()
+        raw = build_export(storage, note, 0, None)
+        built = time.perf_counter() - t0
+        storage.close()
+    t0 = time.perf_counter()
+    report = verify_export(raw, [signer.verifier])
+    took = time.perf_counter() - t0
+    assert report.ok, report.text()
+    return [f"export of {entries} entries: {len(raw) / 1e6:.1f} MB, built in {built:.2f} s",
+            f"verify  {entries / took:9.0f} entries/s ({took:.2f} s, target > 100000/s)"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--verify-entries", type=int, default=200_000)
+    args = parser.parse_args()
+    for line in asyncio.run(_throughput(args.clients, args.requests)):
+        print(line)
+    for line in _verification(args.verify_entries):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
