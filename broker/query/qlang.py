@@ -481,6 +481,8 @@ def _resolve(instance: dict[str, Any], path: Path) -> Any:
         return target.get(path.member, _MISSING)
     kind = target.get("type")
     value = target.get(VALUE_MEMBERS.get(kind, "value"), _MISSING)
+    if kind != "JsonProperty" and isinstance(value, dict) and "@value" in value:
+        value = value["@value"]  # a typed literal compares as its value (as rows store it)
     for key in path.keys:
         value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
     if kind == "LanguageProperty" and not path.keys and isinstance(value, dict):
@@ -524,6 +526,23 @@ _TEMPORAL: dict[str, Callable[[str], Any]] = {
     "date": _as_date,
     "time": _as_time,
 }
+
+
+def temporal_key(kind: str, text: Any) -> str | float | None:
+    """`text` read as a date-time, date or time (`kind`, as DateTime.kind) and turned into a key
+    that sorts as the moments do; None if it is not one. Stores compare q's date-time literals
+    with it (the SQL function q_temporal), so they agree with `matches`."""
+    if not isinstance(text, str):
+        return None
+    try:
+        key = _TEMPORAL[kind](text)
+        if isinstance(key, datetime):  # UTC, fixed width: string order is time order
+            key = key.astimezone(UTC)
+            return (f"{key.year:04d}-{key.month:02d}-{key.day:02d}T{key.hour:02d}:"
+                    f"{key.minute:02d}:{key.second:02d}.{key.microsecond:06d}")
+    except (ValueError, TypeError, OverflowError, KeyError):
+        return None
+    return key.isoformat() if isinstance(key, date) else key
 
 
 def _json_kind(value: Any) -> str | None:

@@ -31,6 +31,7 @@ import orjson
 
 from broker.errors import InternalError
 from broker.query.geo import GeoQuery, geo_matches
+from broker.query.qlang import temporal_key
 from broker.store.migrate import migrate_sqlite
 from broker.store.protocol import (
     AttributeSummary,
@@ -145,6 +146,7 @@ class SQLiteStore:
         conn = self._connect()
         conn.execute("PRAGMA query_only=ON")
         conn.create_function("regexp", 2, _regexp, deterministic=True)
+        conn.create_function("q_temporal", 2, temporal_key, deterministic=True)
         self._local.conn = conn
         with self._conns_lock:
             self._reader_conns.append(conn)

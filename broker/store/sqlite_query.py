@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from broker.entities.clock import normalize_datetime
 from broker.errors import BadRequestData
 from broker.query.geo import bbox_prefilter
 from broker.query.qlang import (
@@ -23,6 +22,7 @@ from broker.query.qlang import (
     Range,
     Uri,
     ValueList,
+    temporal_key,
 )
 from broker.query.scopeq import (
     ANY_LEVEL,
@@ -114,95 +114,128 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
 
 
 # -- the q language -----------------------------------------------------------------------------
+#
+# Each q comparison becomes "an attribute row (one instance) with this name where the target
+# matches". The target is the instance's value, one of its members (observedAt...), or a key path
+# into a compound value. A value that is a list (valueList, objectList, a JSON array, the strings
+# of a languageMap) matches when one element does, as in qlang.matches; literals compare only
+# with values of their own JSON type, and date-time literals compare as instants through the
+# q_temporal(kind, text) SQL function (qlang.temporal_key), which engines register.
 
-# SQL comparison for each q operator; != is "exists and not ==" (clause 4.9), built separately.
+# SQL comparison for each q operator; != and !~= negate == and ~= on a present target.
 _SQL_OPS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
+_NEGATED = {"!=": "==", "!~=": "~="}
+_NUMBER_TYPES = "('integer', 'real')"
+
+# Member -> column. The default instance's datasetId is stored as '' but has none in q terms,
+# and sub-attribute rows carry their instance's datasetId but have none of their own.
+_MEMBER_COLUMNS = {"observedAt": "observed_at", "createdAt": "created_at",
+                   "modifiedAt": "modified_at", "unitCode": "unit_code",
+                   "datasetId": "(CASE WHEN depth = 0 THEN nullif(dataset_id, '') END)"}
 
 
 def _json_path(keys: tuple[str, ...]) -> str:
     return "$" + "".join('."' + k.replace('"', '\\"') + '"' for k in keys)
 
 
-def _typed(value: Any, op: str, column: str | None) -> tuple[str, list[Any]]:
-    """A condition on one attribute row comparing it with one scalar literal."""
-    sql_op = _SQL_OPS[op]
-    if column is not None:
-        if column.startswith("json_extract"):  # a compound value's member: any JSON scalar
-            literal = value.text if isinstance(value, (DateTime, Uri)) else value
-            return f"{column} {sql_op} ?", [int(literal) if isinstance(literal, bool)
-                                            else literal]
-        # A member holds a string: other literals never match it (as in qlang.matches).
-        if not isinstance(value, (str, DateTime, Uri)):
+def _sql_string(text: str) -> str:
+    # A JSON path as an SQL literal, not a parameter, so one expression serves every use.
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a comparison looks: "row" (the instance's scalar columns), "member" (one text
+    column), or "element" (j, a row of json_each / json_tree)."""
+
+    source: str
+    column: str = ""
+
+
+_ROW = _Target("row")
+_ELEMENT = _Target("element")
+
+
+def _literal(target: _Target, literal: Any, op: str) -> tuple[str, list[Any]]:
+    """A condition comparing one target with one scalar literal."""
+    sql_op = "REGEXP" if op == "~=" else _SQL_OPS[op]
+    if isinstance(literal, DateTime):
+        key = temporal_key(literal.kind, literal.text)
+        columns = {"row": ["value_text", "object"], "member": [target.column],
+                   "element": ["j.value"]}[target.source]
+        cond = " OR ".join(f"q_temporal(?, {c}) {sql_op} ?" for c in columns)
+        guard = "j.type = 'text' AND " if target.source == "element" else ""
+        return f"({guard}({cond}))", [x for _ in columns for x in (literal.kind, key)]
+    if isinstance(literal, bool):  # before int: a bool is an int in Python
+        if target.source == "member":
             return "0", []
-        literal = value.text if isinstance(value, (DateTime, Uri)) else value
-        if isinstance(value, DateTime) and column in _DATETIME_COLUMNS:
-            if value.kind == "date":  # the UTC date of the stored instant
-                return f"substr({column}, 1, 10) {sql_op} ?", [value.text]
-            if value.kind == "time":
-                raise BadRequestData(f"q: a time of day cannot be compared with {column}")
-            literal = normalize_datetime(value.text, "q")
-        return f"{column} {sql_op} ?", [literal]
-    if isinstance(value, bool):
-        return f"value_bool {sql_op} ?", [int(value)]
-    if isinstance(value, (int, float)):
-        return f"value_num {sql_op} ?", [value]
-    text = value.text if isinstance(value, (DateTime, Uri)) else value
-    cond = f"(value_text {sql_op} ? OR object {sql_op} ?)"
-    params: list[Any] = [text, text]
-    if op == "==":  # an element of a list value (valueList, objectList, JSON array) matches too
-        cond = (f"({cond[1:-1]} OR EXISTS (SELECT 1 FROM json_each(value_json) j "
-                "WHERE j.value = ?))")
-        params.append(text)
-    return cond, params
+        if target.source == "element":
+            return "j.type = ?", ["true" if literal else "false"]
+        return f"value_bool {sql_op} ?", [int(literal)]
+    if isinstance(literal, (int, float)):
+        if target.source == "member":
+            return "0", []
+        if target.source == "element":
+            return f"(j.type IN {_NUMBER_TYPES} AND j.value {sql_op} ?)", [literal]
+        return f"value_num {sql_op} ?", [literal]
+    text = literal.text if isinstance(literal, Uri) else literal
+    if target.source == "member":
+        return f"{target.column} {sql_op} ?", [text]
+    if target.source == "element":
+        return f"(j.type = 'text' AND j.value {sql_op} ?)", [text]
+    return f"(value_text {sql_op} ? OR object {sql_op} ?)", [text, text]
 
 
-def _equality(value: Any, column: str | None) -> tuple[str, list[Any]]:
+def _value(target: _Target, value: Any, op: str) -> tuple[str, list[Any]]:
+    """A condition on one target for a whole q value: a literal, a range or a value list."""
     if isinstance(value, ValueList):
-        parts = [_typed(v, "==", column) for v in value.values]
+        parts = [_literal(target, v, op) for v in value.values]
         return "(" + " OR ".join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
-    if isinstance(value, Range):
-        low, high = _typed(value.low, ">=", column), _typed(value.high, "<=", column)
+    if isinstance(value, Range):  # both ends on the same element
+        if op != "==":
+            raise BadRequestData(f"q: {op} takes a single value")
+        low, high = _literal(target, value.low, ">="), _literal(target, value.high, "<=")
         return f"({low[0]} AND {high[0]})", low[1] + high[1]
-    if isinstance(value, (And, Or, Compare, Exists)):
+    if isinstance(value, ValueList | And | Or | Compare | Exists):
         raise BadRequestData("q: a value cannot be a query")
-    return _typed(value, "==", column)
+    return _literal(target, value, op)
 
 
-def _column(path: Path) -> str | None:
-    """The SQL expression a path compares, or None for the attribute's value itself."""
+def _matches(path: Path, op: str, value: Any) -> tuple[str, list[Any]]:
+    """The positive test (==, ~=, >...) on one attribute row."""
+    if path.member is not None:
+        return _value(_Target("member", _MEMBER_COLUMNS[path.member]), value, op)
+    elements, more = _value(_ELEMENT, value, op)
     if path.keys:
-        # The JSON path is a string literal (quotes doubled), not a parameter, so the same
-        # expression can serve both the existence test and the comparison.
-        literal = "'" + _json_path(path.keys).replace("'", "''") + "'"
-        return f"json_extract(value_json, {literal})"
-    if path.member is None:
-        return None
-    return _MEMBER_COLUMNS[path.member]
+        where = _sql_string(_json_path(path.keys))
+        # json_each of a scalar is that scalar, of an array its elements; an object is no match.
+        return (f"(json_type(value_json, {where}) <> 'object' AND EXISTS (SELECT 1 FROM "
+                f"json_each(value_json, {where}) j WHERE {elements}))", more)
+    scalar, params = _value(_ROW, value, op)
+    return (f"({scalar} OR (json_type(value_json) = 'array' AND EXISTS (SELECT 1 FROM "
+            f"json_each(value_json) j WHERE {elements})) OR (kind = 'LanguageProperty' AND "
+            f"EXISTS (SELECT 1 FROM json_tree(value_json) j WHERE {elements})))",
+            params + more + more)
 
 
-# Member -> column. The default instance's datasetId is stored as '' but has none in q terms.
-_MEMBER_COLUMNS = {"observedAt": "observed_at", "createdAt": "created_at",
-                   "modifiedAt": "modified_at", "unitCode": "unit_code",
-                   "datasetId": "nullif(dataset_id, '')"}
-# Members holding date-times, which the store keeps in the broker's normalised form.
-_DATETIME_COLUMNS = frozenset({"observed_at", "created_at", "modified_at"})
+def _present(path: Path) -> str:
+    """Whether the path reaches something in the row (for !=, !~= and existence)."""
+    if path.member is not None:
+        return f"{_MEMBER_COLUMNS[path.member]} IS NOT NULL"
+    if path.keys:
+        return f"json_type(value_json, {_sql_string(_json_path(path.keys))}) IS NOT NULL"
+    return "1"
 
 
 def _row_condition(node: Compare) -> tuple[str, list[Any]]:
-    col = _column(node.path)
-    if node.op in ("~=", "!~="):
-        target = col or "value_text"
-        if node.op == "~=":
-            return f"{target} REGEXP ?", [node.value]
-        return f"{target} IS NOT NULL AND NOT ({target} REGEXP ?)", [node.value]
-    if node.op == "!=":
-        cond, params = _equality(node.value, col)
-        return f"NOT coalesce(({cond}), 0)", params
-    if node.op == "==":
-        return _equality(node.value, col)
-    if isinstance(node.value, (Range, ValueList)):
+    if node.op in (">", ">=", "<", "<=") and isinstance(node.value, (Range, ValueList)):
         raise BadRequestData(f"q: {node.op} takes a single value")
-    return _typed(node.value, node.op, col)
+    positive = _NEGATED.get(node.op)
+    if positive is None:
+        return _matches(node.path, node.op, node.value)
+    # Clause 4.9: != (and !~=) holds on an instance whose target exists and does not match.
+    cond, params = _matches(node.path, positive, node.value)
+    return f"{_present(node.path)} AND NOT coalesce({cond}, 0)", params
 
 
 def _row_name(path: Path) -> str:
@@ -218,9 +251,9 @@ def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
     rows = "SELECT rid FROM attrs WHERE tenant = ? AND name = ?"
     params: list[Any] = [tenant, _row_name(node.path)]
     if isinstance(node, Exists):
-        column = _column(node.path)
-        if column is not None:
-            rows += f" AND {column} IS NOT NULL"
+        present = _present(node.path)
+        if present != "1":
+            rows += f" AND {present}"
         return (f"e.rid {'NOT IN' if node.negated else 'IN'} ({rows})", params)
     cond, more = _row_condition(node)
     return f"e.rid IN ({rows} AND {cond})", params + more
