@@ -22,6 +22,8 @@ test: $(STAMP)
 	$(BIN)/ruff check broker models security adapters tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+	# Again on PostgreSQL, every test that drives a broker (skipped if no PostgreSQL, unless CI)
+	$(BIN)/pytest --store-engine postgresql --store-tests-only
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.core

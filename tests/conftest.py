@@ -36,6 +36,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--store-engine", choices=ENGINES,
                      default=os.environ.get("CETATE_TEST_STORE", "sqlite"),
                      help="the store engine of HTTP-level tests (env CETATE_TEST_STORE)")
+    parser.addoption("--store-tests-only", action="store_true",
+                     help="run only the tests whose broker store --store-engine picks (those "
+                          "using the `settings` fixture): the second pass of `make test`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--store-tests-only"):
+        return
+    keep = [i for i in items if "test_store_url" in getattr(i, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 def in_ci() -> bool:

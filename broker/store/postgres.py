@@ -226,6 +226,11 @@ class PostgresStore:
             for attempt in range(WRITE_RETRIES):
                 try:
                     async with conn.transaction():
+                        # Two batches touching the same entities in different orders would
+                        # deadlock on their row locks (PostgreSQL then aborts one after
+                        # deadlock_timeout, 1 s): so first lock every id, present or not, in
+                        # one order. Single writes hold one lock at a time, so no cycle remains.
+                        await conn.execute(_LOCK_IDS, tenant, [c[0] for c in changes])
                         return [await self._write_in_savepoint(conn, tenant, entity_id, mutation)
                                 for entity_id, mutation in changes]
                 except _RETRYABLE:  # a deadlock with another batch: the whole group again
@@ -323,6 +328,12 @@ class PostgresStore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+
+# Transaction-scoped advisory locks on (tenant, id) keys, taken in sorted order.
+_LOCK_IDS = """
+SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || id, 0))
+FROM (SELECT DISTINCT unnest($2::text[]) AS id ORDER BY 1) ids
+"""
 
 # Rewrites the document and drops the derived rows in one round trip (they are re-inserted).
 _REWRITE = """
