@@ -35,6 +35,7 @@ MAX_LIMIT = 1000
 MAX_SELECTORS = 100  # EntitySelectors in one Query: each is one OR-ed SQL branch
 MAX_ID_PATTERN = 256  # regular expressions run inside SQLite: keep them short (ReDoS)
 RESULTS_COUNT = "NGSILD-Results-Count"
+QUERY_PATH = "/ngsi-ld/v1/entityOperations/query"
 
 
 def _int(query: Mapping[str, Any], name: str, default: int) -> int:
@@ -128,7 +129,10 @@ def _options(request: web.Request, terms: TermMap) -> RenderOptions:
 
 def _respond(request: web.Request, query: EntityQuery, result: QueryResult, terms: TermMap,
              context: Any, media: str, page_params: Mapping[str, str],
-             opts: RenderOptions) -> web.Response:
+             opts: RenderOptions, base: str = ENTITIES) -> web.Response:
+    """The page of entities, with next/prev Links to `base` (clause 5.5.9): GET /entities with
+    the same parameters, or, for POST /entityOperations/query, the same URL to POST the same
+    Query to."""
     headers: CIMultiDict[str] = CIMultiDict()
     if media == GEO_JSON:
         geometry = terms.expand(request.query.get("geometryProperty", "location"))
@@ -147,7 +151,7 @@ def _respond(request: web.Request, query: EntityQuery, result: QueryResult, term
         headers[RESULTS_COUNT] = str(result.total)
     for rel, offset in _pages(query, result):
         link = urlencode({**page_params, "offset": str(offset), "limit": str(query.limit)})
-        headers.add("Link", f'<{ENTITIES}?{link}>; rel="{rel}"')
+        headers.add("Link", f'<{base}?{link}>; rel="{rel}"')
     return web.Response(body=dumps(body), status=200, content_type=media, headers=headers)
 
 
@@ -230,9 +234,10 @@ async def post_query(request: web.Request) -> web.Response:
     query = build_query(flat, terms, geo, selectors)
     tenant = await existing_tenant(request)
     result = await broker(request).store.query_entities(tenant, query)
-    return _respond(request, query, result, terms, context, media, {}, opts)
+    page = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
+    return _respond(request, query, result, terms, context, media, page, opts, QUERY_PATH)
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ENTITIES + "{slash:/?}", query_entities, allow_head=False)
-    app.router.add_post("/ngsi-ld/v1/entityOperations/query{slash:/?}", post_query)
+    app.router.add_post(QUERY_PATH + "{slash:/?}", post_query)
