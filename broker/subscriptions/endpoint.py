@@ -155,6 +155,10 @@ def _check_uri(uri: Any) -> str:
                              "or mqtts")
     if not parts.hostname:
         raise BadRequestData(f"endpoint.uri {uri!r} has no host")
+    try:
+        parts.hostname.encode("idna")  # what the senders connect with (RFC 5891)
+    except UnicodeError:
+        raise BadRequestData(f"endpoint.uri {uri!r}: the host is not a valid name") from None
     if "#" in uri:  # urlsplit reads an MQTT "#" wildcard as the start of a fragment
         what = "a published MQTT topic holds no wildcard (+, #)" if scheme in MQTT_SCHEMES \
             else "a fragment is never sent to a receiver"

@@ -81,8 +81,11 @@ class HttpSender:
     async def send(self, out: Outgoing) -> Result:
         parts = urlsplit(out.uri)
         scheme = parts.scheme.lower()
-        host = (parts.hostname or "").encode("idna").decode("ascii")
-        port = parts.port or (443 if scheme == "https" else 80)
+        try:
+            host = (parts.hostname or "").encode("idna").decode("ascii")
+            port = parts.port or (443 if scheme == "https" else 80)
+        except (UnicodeError, ValueError):
+            return Result(Outcome.FAILED, f"malformed host in {out.uri!r}")
         timeout = out.timeout or self.timeout
         try:
             async with asyncio.timeout(timeout):

@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from broker.http.media import link_header
 from broker.ld.core import CORE_CONTEXT_URL, is_core_context_url
 from broker.subscriptions.endpoint import (
     DEFAULT_MQTT_VERSION,
@@ -36,6 +35,12 @@ NOTIFICATION = "Notification"
 ID_PREFIX = "urn:ngsi-ld:Notification:"
 TENANT_HEADER = "NGSILD-Tenant"
 USER_AGENT = "cetate (NGSI-LD context broker)"
+CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
+
+
+def link_header(url: str) -> str:
+    """The JSON-LD context Link header (JSON-LD 1.1 §6.2; clause 6.3.5)."""
+    return f'<{url}>; rel="{CONTEXT_REL}"; type="{JSON_LD}"'
 
 
 def new_notification_id() -> str:

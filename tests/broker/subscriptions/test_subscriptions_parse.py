@@ -206,6 +206,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (_with("notification.endpoint.uri", "mqtt://broker.example.org"), "topic in the path"),
     (_with("notification.endpoint.uri", "mqtt://broker.example.org/city/#"), "wildcard"),
     (_with("notification.endpoint.uri", "https://u:p@example.org/x"), "credentials"),
+    (_with("notification.endpoint.uri", "http://a..b/x"), "not a valid name"),
     (_with("notification.endpoint.accept", "text/plain"), "accept is one of"),
     (_with("notification.endpoint.timeout", 0), "milliseconds"),
     (_with("notification.endpoint.receiverInfo", [{"key": "Content-Type", "value": "x"}]),
