@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import requests
 import schemathesis
+import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -83,7 +85,33 @@ def make_hermetic(case: schemathesis.Case) -> None:
             item["@context"] = _hermetic(item["@context"])
 
 
-CHECKS = [no_server_error, status_code_conformance, content_type_conformance,
+_CONTRACT_DOC = yaml.safe_load(CONTRACT.read_text())
+NORMALIZED = jsonschema.Draft7Validator({
+    "components": _CONTRACT_DOC["components"],
+    "type": "array", "items": {"$ref": "#/components/schemas/EntityNormalized"}})
+ENTITY_READS = {"retrieveEntity", "queryEntities", "queryEntitiesPost"}
+
+
+def normalized_when_asked(ctx: schemathesis.CheckContext, response: schemathesis.Response,
+                          case: schemathesis.Case) -> bool | None:
+    """The contract's Entity is any of three forms; a read that asks for no other form must
+    answer strictly in the normalized one (every attribute a typed instance)."""
+    if (case.operation.definition.raw.get("operationId") not in ENTITY_READS
+            or response.status_code != 200
+            or not response.headers.get("content-type", [""])[0].startswith("application/json")):
+        return None
+    query = case.query or {}
+    asked = f"{query.get('format', '')},{query.get('options', '')}"
+    if "concise" in asked or "keyValues" in asked:
+        return None
+    body = response.json()
+    errors = [e.message for e in NORMALIZED.iter_errors(body if isinstance(body, list)
+                                                          else [body])]
+    assert not errors, f"not normalized: {errors[:3]}"
+    return True
+
+
+CHECKS = [no_server_error, normalized_when_asked, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
 
 
@@ -161,3 +189,13 @@ def test_broker_honours_its_contract(case: schemathesis.Case, broker_url: str,
                                      session: requests.Session) -> None:
     make_hermetic(case)
     case.call_and_validate(base_url=broker_url, session=session, checks=CHECKS, timeout=15)
+
+
+def test_normalized_schema_tells_the_forms_apart() -> None:
+    """The strict check above has teeth: the contract's EntityNormalized takes a normalized
+    entity and refuses its concise or keyValues forms."""
+    assert NORMALIZED.is_valid([LIGHT])
+    assert not NORMALIZED.is_valid([{**LIGHT, "powerState": "on"}])
+    assert not NORMALIZED.is_valid([{**LIGHT, "powerState": {"value": "on"}}])
+    assert not NORMALIZED.is_valid([{**LIGHT, "refGroup": {"type": "Relationship",
+                                                           "object": 3}}])
