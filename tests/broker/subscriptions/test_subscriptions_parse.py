@@ -7,6 +7,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.errors import BadRequestData
 from broker.ld.netpolicy import AddressPolicy
@@ -382,3 +384,79 @@ def test_q_with_and_survives_patch_round_trip() -> None:
 def test_null_members_are_refused(member: str) -> None:
     with pytest.raises(BadRequestData, match=f"{member} is null"):
         parse_subscription(streetlight_faults() | {member: None}, TERMS, NOW)
+
+
+# -- round trips over many shapes (hypothesis) -----------------------------------------------
+
+_NAMES = st.sampled_from(["powerState", "brightness", "ex:colour", "location",
+                          "https://example.org/other/attr", "name"])
+_TYPES = st.sampled_from(["Streetlight", "ex:Lamp", "Streetlight,ex:Lamp",
+                          "(Streetlight|ex:Lamp);ex:Public", "https://example.org/T"])
+_Q = st.sampled_from(['powerState=="fault"', "brightness>10;powerState",
+                      "(brightness<5|brightness>95);!ex:colour", 'ex:colour~="^re"',
+                      "brightness==1..5", "location.observedAt>2026-01-01T00:00:00Z"])
+_ENDPOINT = st.sampled_from([
+    {"uri": "https://r.example.org/n"},
+    {"uri": "http://r.example.org:8080/n?x=1", "accept": "application/ld+json",
+     "timeout": 1500, "receiverInfo": [{"key": "X-K", "value": "v"}]},
+    {"uri": "mqtts://u:p@m.example.org/city/a", "cooldown": 1000,
+     "notifierInfo": [{"key": "MQTT-QoS", "value": "1"}]},
+])
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "Subscription"}
+    periodic = draw(st.booleans())
+    if periodic or draw(st.booleans()):
+        body["entities"] = [
+            {"type": t} | draw(st.sampled_from([{}, {"id": "urn:ngsi-ld:X:1"},
+                                                {"idPattern": "^urn:.*:[0-9]+$"}]))
+            for t in draw(st.lists(_TYPES, min_size=1, max_size=3))]
+    if periodic:
+        body["timeInterval"] = draw(st.sampled_from([1, 60, 0.5, 3600]))
+    else:
+        body["watchedAttributes"] = draw(st.lists(_NAMES, min_size=1, max_size=3, unique=True))
+        if draw(st.booleans()):
+            body["notificationTrigger"] = draw(st.lists(
+                st.sampled_from(["entityCreated", "entityUpdated", "entityDeleted",
+                                 "attributeCreated", "attributeUpdated", "attributeDeleted"]),
+                min_size=1, max_size=6, unique=True))
+        if draw(st.booleans()):
+            body["throttling"] = draw(st.sampled_from([1, 2.5, 600]))
+    for member, strategy in (("q", _Q),
+                             ("scopeQ", st.sampled_from(["/Craiova/#", "/a/+/b|/c"])),
+                             ("lang", st.sampled_from(["ro", "ro,en;q=0.5"])),
+                             ("isActive", st.booleans()),
+                             ("expiresAt", st.sampled_from(["2030-01-01T00:00:00Z"]))):
+        if draw(st.booleans()):
+            body[member] = draw(strategy)
+    if draw(st.booleans()):
+        body["geoQ"] = draw(st.sampled_from([
+            {"georel": "near;minDistance==10.5", "geometry": "Point", "coordinates": [23.8, 44.3]},
+            {"georel": "within", "geometry": "Polygon", "geoproperty": "ex:area",
+             "coordinates": [[[23, 44], [24, 44], [24, 45], [23, 44]]]},
+        ]))
+    fmt = draw(st.sampled_from(["normalized", "concise", "keyValues"]))
+    notification: dict[str, Any] = {"format": fmt, "endpoint": draw(_ENDPOINT),
+                                    "sysAttrs": draw(st.booleans())}
+    if fmt != "keyValues":
+        notification["showChanges"] = draw(st.booleans())
+    if draw(st.booleans()):
+        notification["attributes"] = draw(st.lists(_NAMES, min_size=1, max_size=3, unique=True))
+    body["notification"] = notification
+    return body
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads())
+def test_every_shape_round_trips(body: dict[str, Any]) -> None:
+    sub = parse_subscription(body, TERMS, NOW, tenant="t")
+    assert from_record(to_record(sub), "t") == sub
+    # Rendered with the writer's context, the payload reads back as the same subscription.
+    again = parse_subscription(render_subscription(sub, TERMS, now=NOW), TERMS, NOW,
+                               tenant="t", new_id=lambda: "unused")
+    assert again == sub
+    # A PATCH that changes nothing changes nothing but modifiedAt.
+    patched = patch_subscription(sub, {"isActive": sub.is_active}, CORE_TERMS, NOW)
+    assert patched == sub
