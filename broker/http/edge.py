@@ -77,6 +77,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
             if exc.status < 400:  # redirects and the like pass through
                 raise
             response = problem_response(_from_http_exception(exc), request.path)
+            if exc.status == 405 and "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]  # RFC 9110 15.5.6: MUST
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = problem_response(InternalError(), request.path)

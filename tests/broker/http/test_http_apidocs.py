@@ -124,3 +124,10 @@ async def test_docs_page_renders_in_headless_chromium(client: httpx.AsyncClient,
     await _chromium(profile, f"--screenshot={shot}", "--window-size=1280,900", url)
     png = shot.read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000  # a picture with content in it
+
+
+async def test_method_not_allowed_names_the_allowed_ones(client: httpx.AsyncClient) -> None:
+    r = await client.post("/ngsi-ld/v1/types")
+    assert r.status_code == 405
+    assert r.json()["status"] == 405
+    assert "GET" in r.headers["Allow"]
