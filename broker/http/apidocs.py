@@ -59,7 +59,7 @@ text-align:center}.get{background:#2a7ab0}.post{background:#3a8f4f}.put{backgrou
 .patch{background:#7a5ab0}.delete{background:#b03a3a}.path{font:600 .95rem monospace}
 table{border-collapse:collapse;width:100%;margin:.4rem 0;font-size:.9rem}
 th,td{border-bottom:1px solid #e3e7ed;text-align:left;padding:.25rem .4rem;vertical-align:top}
-th{background:#f3f5f8}.req{color:#b03a3a;font-weight:600}.muted{color:#5b6575}
+td p{margin:0 0 .3rem}th{background:#f3f5f8}.req{color:#b03a3a;font-weight:600}.muted{color:#5b6575}
 details.schema{border:1px solid #d5dbe3;border-radius:6px;margin:.5rem 0;background:#fff;
 padding:.3rem .8rem}details.schema summary{cursor:pointer;font:600 .95rem monospace}
 """
