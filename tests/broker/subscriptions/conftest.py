@@ -84,7 +84,7 @@ def mosquitto() -> str:
     """The MQTT broker's host:port, or a skip (a failure in CI)."""
     if not _mosquitto_up():
         reason = (f"Mosquitto is not listening on {MOSQUITTO[0]}:{MOSQUITTO[1]}; start it with "
-                  "'mosquitto -d' (apt-get install mosquitto)")
+                  "'mosquitto -d -c /etc/mosquitto/mosquitto.conf' (apt-get install mosquitto)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)
