@@ -11,7 +11,8 @@ subscriptions on it to write outbox rows.
 
 Triggers, as this broker reads clause 5.2.12:
 - entityCreated / entityDeleted: the entity was created / deleted.
-- entityUpdated: an existing entity had attributes created, updated or deleted.
+- entityUpdated: an existing entity had attributes created, updated or deleted, or its types
+  or scopes changed (the latter only without watchedAttributes, which name attributes).
 - attributeCreated / attributeUpdated / attributeDeleted: one of `changed` is new, was there
   before and still is, or is gone. Creating an entity creates each of its attributes, so the
   default triggers (attributeCreated, attributeUpdated) notify creations as NGSI-LD brokers
@@ -91,6 +92,15 @@ class Change:
             raise ValueError("A Change has an entity before or after it")
         return entity
 
+    @property
+    def retyped(self) -> bool:
+        """Whether the entity's types or scopes changed (an update without attributes, e.g.
+        an append that adds a type, clause 5.6.3)."""
+        if self.before is None or self.after is None:
+            return False
+        return (self.before["type"] != self.after["type"]
+                or self.before.get("scope") != self.after.get("scope"))
+
     def created_attrs(self) -> frozenset[str]:
         if self.after is None:
             return frozenset()
@@ -138,7 +148,9 @@ def _fired(sub: Subscription, change: Change) -> list[str]:
     else:
         created, updated, deleted = (change.created_attrs(), change.updated_attrs(),
                                      change.deleted_attrs())
-        if _watched(sub, created | updated | deleted) and (created or updated or deleted):
+        touched = created | updated | deleted
+        if (touched and _watched(sub, touched)) or (change.retyped
+                                                    and sub.watched_attributes is None):
             fired.add("entityUpdated")
         for trigger, names in (("attributeCreated", created), ("attributeUpdated", updated),
                                ("attributeDeleted", deleted)):

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 
 from broker.entities.render import render_entity
 from broker.ld.termmap import TermMap
-from broker.subscriptions.match import Change, Entity, evaluate, render_options, selects
+from broker.subscriptions.index import SubscriptionIndex
+from broker.subscriptions.match import (
+    Change,
+    Entity,
+    Match,
+    evaluate,
+    render_options,
+    selects,
+)
 from broker.subscriptions.notification import (
     Outgoing,
     context_url,
@@ -47,19 +55,40 @@ class OutboxEntry:
     triggers: tuple[str, ...]  # what fired, per entity of the data (for logs and metrics)
 
 
-def plan_notifications(subscriptions: Iterable[Subscription], changes: Sequence[Change], *,
+def _matches(subscriptions: SubscriptionIndex | Iterable[Subscription],
+             changes: Sequence[Change], terms: Callable[[Subscription], TermMap]
+             ) -> list[tuple[Subscription, list[Match]]]:
+    """Each subscription with what it matched, in subscription order; none without a match."""
+    found: dict[str, tuple[Subscription, list[Match]]] = {}
+    order: dict[str, int] = {}
+    index = subscriptions if isinstance(subscriptions, SubscriptionIndex) else None
+    every = list(subscriptions) if index is None else []
+    for change in changes:
+        candidates = index.candidates(change) if index is not None else every
+        for position, sub in enumerate(candidates):
+            match = evaluate(sub, change, terms(sub))
+            if match is not None:
+                found.setdefault(sub.id, (sub, []))[1].append(match)
+                order.setdefault(sub.id, position)
+    if index is not None:
+        return [found[k] for k in sorted(found, key=index.position)]
+    return [found[k] for k in sorted(found, key=order.__getitem__)]
+
+
+def plan_notifications(subscriptions: SubscriptionIndex | Iterable[Subscription],
+                       changes: Sequence[Change], *,
                        now: float, terms: Callable[[Subscription], TermMap],
                        link: Callable[[Subscription], str | None] = context_url,
                        last_notified: Mapping[str, float] | None = None,
                        new_id: Callable[[], str] = new_notification_id) -> list[OutboxEntry]:
-    """The outbox rows that `changes` (one write, one tenant or several) owe `subscriptions`.
+    """The outbox rows that `changes` (one write, one tenant or several) owe `subscriptions`
+    (an index, so that only the candidates of each change are evaluated, or any iterable).
     `link` gives the @context URL of a JSON notification's Link header (for an inline
     @context, the broker's hosted copy); `last_notified` maps subscription ids to the time of
     their last notification, for throttling."""
     entries: list[OutboxEntry] = []
     notified_at = instant(now)
-    for sub in subscriptions:
-        matches = [m for m in (evaluate(sub, c, terms(sub)) for c in changes) if m is not None]
+    for sub, matches in _matches(subscriptions, changes, terms):
         for start in range(0, len(matches), MAX_ENTITIES_PER_NOTIFICATION):
             chunk = matches[start:start + MAX_ENTITIES_PER_NOTIFICATION]
             body = notification_body(sub, [m.entity for m in chunk], notification_id=new_id(),

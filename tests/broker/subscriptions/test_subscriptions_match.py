@@ -289,3 +289,15 @@ def test_other_context_compacts_names() -> None:
     match = evaluate(s, created(), other)
     assert match is not None
     assert match.entity["type"] == "Felinar" and "stare" in match.entity
+
+
+def test_new_type_or_scope_is_an_entity_update() -> None:
+    before = entity(light())
+    for after in (entity(light(type=["Streetlight", "Lamp"])),
+                  entity(light(scope="/Craiova/Nord"))):
+        change = Change.between("", before, after, T1)
+        assert change.changed == frozenset() and change.retyped
+        assert fires(sub(notificationTrigger=["entityUpdated"]), change) == "entityUpdated"
+        assert fires(sub(), change) is None  # no attribute was created or updated
+        assert fires(sub(notificationTrigger=["entityUpdated"],
+                         watchedAttributes=["powerState"]), change) is None

@@ -8,6 +8,7 @@ import orjson
 
 from broker.entities.parse import parse_entity
 from broker.ld.termmap import compile_context
+from broker.subscriptions.index import SubscriptionIndex
 from broker.subscriptions.match import Change
 from broker.subscriptions.plan import plan_notifications, plan_periodic
 from broker.subscriptions.schedule import epoch
@@ -70,3 +71,16 @@ def test_periodic() -> None:
     assert body["data"] == [{"id": "urn:ngsi-ld:OffStreetParking:p2",
                              "type": "OffStreetParking", "availableSpotNumber": 7}]
     assert plan_periodic(s, [parking(1, 0)], now=NOW, terms=TERMS) is None
+
+
+def test_index_gives_the_same_rows() -> None:
+    subs = [sub(f"urn:ngsi-ld:Subscription:{n}", q=f"availableSpotNumber>{n}") for n in range(5)]
+    changes = [Change.between("craiova", None, parking(n, n), T0) for n in range(6)]
+    ids = iter(range(1000))
+    plain = plan_notifications(subs, changes, now=NOW, terms=lambda s: TERMS,
+                               new_id=lambda: f"urn:ngsi-ld:Notification:{next(ids)}")
+    ids = iter(range(1000))
+    indexed = plan_notifications(SubscriptionIndex(subs), changes, now=NOW,
+                                 terms=lambda s: TERMS,
+                                 new_id=lambda: f"urn:ngsi-ld:Notification:{next(ids)}")
+    assert indexed == plain and len(plain) == 5

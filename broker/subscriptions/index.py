@@ -1,0 +1,76 @@
+"""Which subscriptions can a change concern at all: an index, so a write evaluates only those,
+not every subscription of the city. Pure.
+
+    index = SubscriptionIndex(subscriptions)       # rebuilt when subscriptions change
+    for sub in index.candidates(change): ...       # a superset of those that fire
+
+Keys are necessary conditions of `match.fires`, never sufficient ones:
+- a subscription with entity selectors fires only for an entity one of its type expressions
+  matches, so it is filed under one type name of each selector (for A;B, the entity has A) and
+  found through the types the entity has before or after the change;
+- one with watchedAttributes only fires when a watched attribute is among the entity's or the
+  change's attributes, so it is filed under those names;
+- periodic, inactive and other tenants' subscriptions never fire on a change: left out.
+The exact check (`match.evaluate`) then runs on the candidates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from broker.query.typeexpr import AllOf, TypeExpr, TypeName
+from broker.subscriptions.match import Change
+from broker.subscriptions.subscription import Subscription
+
+
+def _keys(expr: TypeExpr) -> set[str]:
+    """Type names such that an entity matching `expr` has at least one of them."""
+    if isinstance(expr, TypeName):
+        return {expr.name}
+    if isinstance(expr, AllOf):
+        return _keys(expr.items[0])  # every item holds, so the first one's keys do
+    return set().union(*(_keys(item) for item in expr.items))
+
+
+class SubscriptionIndex:
+    """Subscriptions filed by tenant, then entity type or watched attribute. Immutable."""
+
+    def __init__(self, subscriptions: Iterable[Subscription]) -> None:
+        self._by_type: dict[tuple[str, str], list[Subscription]] = defaultdict(list)
+        self._by_attr: dict[tuple[str, str], list[Subscription]] = defaultdict(list)
+        self._order: dict[str, int] = {}
+        for position, sub in enumerate(subscriptions):
+            if sub.periodic or not sub.is_active:
+                continue
+            self._order[sub.id] = position
+            if sub.entities:
+                for name in set().union(*(_keys(s.types) for s in sub.entities)):
+                    self._by_type[sub.tenant, name].append(sub)
+            else:  # parse_subscription guarantees watchedAttributes then
+                for attr in sub.watched_attributes or ():
+                    self._by_attr[sub.tenant, attr].append(sub)
+
+    def position(self, sub_id: str) -> int:
+        """Where the subscription came in the iterable the index was built from."""
+        return self._order[sub_id]
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def candidates(self, change: Change) -> Iterator[Subscription]:
+        """The subscriptions `change` may fire, each once, in the order they were given."""
+        types: set[str] = set()
+        attrs: set[str] = set(change.changed)
+        for entity in (change.before, change.after):
+            if entity is not None:
+                types.update(entity["type"])
+                attrs.update(entity["attrs"])
+        found: dict[str, Subscription] = {}
+        for name in types:
+            for sub in self._by_type.get((change.tenant, name), ()):
+                found.setdefault(sub.id, sub)
+        for attr in attrs:
+            for sub in self._by_attr.get((change.tenant, attr), ()):
+                found.setdefault(sub.id, sub)
+        yield from sorted(found.values(), key=lambda s: self._order[s.id])
