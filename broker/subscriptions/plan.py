@@ -61,8 +61,8 @@ def _matches(subscriptions: SubscriptionIndex | Iterable[Subscription],
     """Each subscription with what it matched, in subscription order; none without a match."""
     found: dict[str, tuple[Subscription, list[Match]]] = {}
     order: dict[str, int] = {}
-    index = subscriptions if isinstance(subscriptions, SubscriptionIndex) else None
-    every = list(subscriptions) if index is None else []
+    index, every = (subscriptions, []) if isinstance(subscriptions, SubscriptionIndex) \
+        else (None, list(subscriptions))
     for change in changes:
         candidates = index.candidates(change) if index is not None else every
         for position, sub in enumerate(candidates):
