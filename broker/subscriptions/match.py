@@ -253,7 +253,8 @@ def _concise(item: dict[str, Any]) -> dict[str, Any]:
 
 def _deleted(old: list[Instance], terms: TermMap, opts: RenderOptions, now: str,
              show: bool) -> Any:
-    """A deleted attribute as clause 5.2.1 writes it: its null value and deletedAt."""
+    """A deleted attribute as clause 5.2.1 writes it: its null value (urn:ngsi-ld:null), with
+    sysAttrs its deletedAt, with showChanges the value it had."""
     items: list[Any] = []
     for inst in old:
         kind = inst["type"]
@@ -261,14 +262,31 @@ def _deleted(old: list[Instance], terms: TermMap, opts: RenderOptions, now: str,
         if opts.format == "keyValues":
             items.append(null)
             continue
-        item: dict[str, Any] = {"type": kind, VALUE_MEMBER[kind]: null, "deletedAt": now}
+        item: dict[str, Any] = {"type": kind, VALUE_MEMBER[kind]: null}
         if "datasetId" in inst:
             item["datasetId"] = inst["datasetId"]
+        if opts.sys_attrs:  # deletedAt is a system member, like createdAt and modifiedAt
+            item.update((m, inst[m]) for m in ("createdAt", "modifiedAt") if m in inst)
+            item["deletedAt"] = now
         if show:
             member, value = _previous(inst, terms, None)
             item[member] = value
         items.append(_concise(item) if opts.format == "concise" else item)
     return items[0] if len(items) == 1 else items
+
+
+def _deleted_entity(sub: Subscription, entity: Entity, terms: TermMap, opts: RenderOptions,
+                    now: str) -> dict[str, Any]:
+    """A deleted entity: id, type, deletedAt, and each attribute (as notification.attributes
+    selects them) with its null value."""
+    shell = render_entity({**entity, "attrs": {}}, terms, opts)
+    shell["deletedAt"] = now
+    for iri, instances in entity["attrs"].items():
+        kept = opts.instances(instances) if opts.keeps_attribute(iri) else []
+        if kept:
+            shell[terms.compact(iri)] = _deleted(kept, terms, opts, now,
+                                                 sub.notification.show_changes)
+    return shell
 
 
 def notification_entity(sub: Subscription, change: Change, trigger: str, terms: TermMap
@@ -277,10 +295,7 @@ def notification_entity(sub: Subscription, change: Change, trigger: str, terms: 
     lang, and with showChanges the previous values of what this change touched."""
     opts = render_options(sub)
     if trigger == "entityDeleted":
-        entity = change.current
-        types = [terms.compact(t) for t in entity["type"]]
-        return {"id": entity["id"], "type": types[0] if len(types) == 1 else types,
-                "deletedAt": change.now}
+        return _deleted_entity(sub, change.current, terms, opts, change.now)
     after = change.after
     assert after is not None
     out: dict[str, Any] = render_entity(after, terms, opts)

@@ -438,8 +438,7 @@ def render_subscription(sub: Subscription, terms: TermMap, *, now: str,
         out["entities"] = [_render_selector(s, terms) for s in sub.entities]
     if sub.watched_attributes is not None:
         out["watchedAttributes"] = [terms.compact(a) for a in sub.watched_attributes]
-    if not sub.periodic:
-        out["notificationTrigger"] = list(sub.triggers)
+    out["notificationTrigger"] = list(sub.triggers)  # as the ETSI test suite reads it back
     if sub.time_interval is not None:
         out["timeInterval"] = _number(sub.time_interval)
     if sub.q is not None:
@@ -511,8 +510,6 @@ def patch_subscription(current: Subscription, fragment: Any, terms: TermMap, now
         raise BadRequestData('A subscription has "type": "Subscription"')
     base = render_subscription(current, terms, now=now)
     del base["status"]
-    if current.periodic:
-        base.pop("notificationTrigger", None)
     for member, value in members.items():
         if member in ("id", "type") or member in READ_ONLY:
             continue

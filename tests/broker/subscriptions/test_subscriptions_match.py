@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from broker.entities.kinds import NULL
 from broker.entities.parse import parse_entity
 from broker.ld.termmap import compile_context
 from broker.subscriptions.match import Change, evaluate, fires, selects
@@ -271,16 +272,36 @@ def test_deleted_attribute_reads_as_null() -> None:
     s = sub(notificationTrigger=["attributeDeleted"], notification={"showChanges": True})
     out = data(s, updated(controlledBy=None))
     assert out["controlledBy"] == {"type": "Relationship", "object": "urn:ngsi-ld:null",
-                                   "deletedAt": T1,
                                    "previousObject": "urn:ngsi-ld:Cabinet:c7"}
+    sys = data(sub(notificationTrigger=["attributeDeleted"], notification={"sysAttrs": True}),
+               updated(controlledBy=None))
+    assert sys["controlledBy"] == {"type": "Relationship", "object": "urn:ngsi-ld:null",
+                                   "createdAt": T0, "modifiedAt": T0, "deletedAt": T1}
+    lang = data(sub(notificationTrigger=["attributeDeleted"]), updated(name=None))
+    assert lang["name"] == {"type": "LanguageProperty", "languageMap": {"@none": NULL}}
     kv = data(sub(notificationTrigger=["attributeDeleted"],
                   notification={"format": "keyValues"}), updated(brightness=None))
     assert kv["brightness"] == "urn:ngsi-ld:null"
 
 
 def test_entity_deleted_data() -> None:
-    out = data(sub(notificationTrigger=["entityDeleted"]), deleted())
-    assert out == {"id": LIGHT_ID, "type": "Streetlight", "deletedAt": T1}
+    # As the ETSI test suite expects: deletedAt, and each selected attribute with its null.
+    out = data(sub(notificationTrigger=["entityDeleted"],
+                   notification={"attributes": ["powerState", "controlledBy"]}), deleted())
+    assert out == {"id": LIGHT_ID, "type": "Streetlight", "scope": "/Craiova/Centru",
+                   "deletedAt": T1,
+                   "powerState": {"type": "Property", "value": NULL},
+                   "controlledBy": {"type": "Relationship", "object": NULL}}
+    kv = data(sub(notificationTrigger=["entityDeleted"],
+                  notification={"format": "keyValues", "attributes": ["powerState"]}), deleted())
+    assert kv == {"id": LIGHT_ID, "type": "Streetlight", "scope": "/Craiova/Centru",
+                  "deletedAt": T1, "powerState": NULL}
+    shown = data(sub(notificationTrigger=["entityDeleted"],
+                     notification={"showChanges": True, "sysAttrs": True,
+                                   "attributes": ["brightness"]}), deleted())
+    assert shown["createdAt"] == T0 and shown["deletedAt"] == T1
+    assert shown["brightness"] == {"type": "Property", "value": NULL, "createdAt": T0,
+                                   "modifiedAt": T0, "deletedAt": T1, "previousValue": 80}
 
 
 def test_other_context_compacts_names() -> None:

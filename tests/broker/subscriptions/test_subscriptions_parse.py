@@ -130,7 +130,8 @@ def test_periodic_subscription() -> None:
     sub = parse_subscription(body, TERMS, NOW)
     assert sub.periodic and sub.time_interval == 3600.0
     rendered = render_subscription(sub, TERMS, now=NOW)
-    assert rendered["timeInterval"] == 3600 and "notificationTrigger" not in rendered
+    assert rendered["timeInterval"] == 3600
+    assert rendered["notificationTrigger"] == list(DEFAULT_TRIGGERS)
 
 
 def test_render_compacts_with_reader_context_and_state() -> None:
