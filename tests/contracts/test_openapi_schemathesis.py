@@ -188,7 +188,7 @@ def session() -> Iterator[requests.Session]:
 def test_broker_honours_its_contract(case: schemathesis.Case, broker_url: str,
                                      session: requests.Session) -> None:
     make_hermetic(case)
-    case.call_and_validate(base_url=broker_url, session=session, checks=CHECKS, timeout=15)
+    case.call_and_validate(base_url=broker_url, session=session, checks=CHECKS, timeout=60)
 
 
 def test_normalized_schema_tells_the_forms_apart() -> None:
