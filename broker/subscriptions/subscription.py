@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote
 
 from broker.entities.clock import normalize_datetime
 from broker.entities.kinds import NULL
@@ -221,7 +222,9 @@ def _triggers(value: Any) -> tuple[str, ...]:
 def _q(value: Any, terms: TermMap) -> Node:
     if not isinstance(value, str) or not value:
         raise BadRequestData("q must be a non-empty query string (clause 4.9)")
-    return expand_names(parse_q(value), terms.expand)
+    # The q grammar is written for URLs, and clients (the ETSI conformance suite among them)
+    # put it in a subscription percent-encoded as in a URL: name=="Eiffel%20Tower".
+    return expand_names(parse_q(unquote(value)), terms.expand)
 
 
 def _geo_q(value: Any, terms: TermMap) -> GeoQuery:
@@ -442,7 +445,8 @@ def render_subscription(sub: Subscription, terms: TermMap, *, now: str,
     if sub.time_interval is not None:
         out["timeInterval"] = _number(sub.time_interval)
     if sub.q is not None:
-        out["q"] = unparse(expand_names(sub.q, terms.compact))
+        # "%" is escaped so that the text reads back through _q's percent-decoding unchanged.
+        out["q"] = unparse(expand_names(sub.q, terms.compact)).replace("%", "%25")
     if sub.geo_q is not None:
         out["geoQ"] = _render_geo(sub.geo_q, terms)
     if sub.scope_q is not None:

@@ -461,3 +461,16 @@ def test_every_shape_round_trips(body: dict[str, Any]) -> None:
     # A PATCH that changes nothing changes nothing but modifiedAt.
     patched = patch_subscription(sub, {"isActive": sub.is_active}, CORE_TERMS, NOW)
     assert patched == sub
+
+
+def test_q_may_be_percent_encoded_as_in_a_url() -> None:
+    # As the ETSI conformance suite writes it (subscription-...-watchedAttributes-query).
+    sub = parse_subscription(_with("q", 'name=="Eiffel%20Tower"'), TERMS, NOW)
+    assert isinstance(sub.q, Compare) and sub.q.value == "Eiffel Tower"
+
+
+def test_percent_in_q_values_survives_round_trips() -> None:
+    sub = parse_subscription(_with("q", 'name=="100%25 a%2541"'), TERMS, NOW)
+    assert isinstance(sub.q, Compare) and sub.q.value == "100% a%41"
+    assert from_record(to_record(sub)) == sub
+    assert patch_subscription(sub, {"isActive": True}, TERMS, NOW).q == sub.q
