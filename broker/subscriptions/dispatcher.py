@@ -117,7 +117,10 @@ class Dispatcher:
                          if lane.load >= self.limits.queue_per_endpoint)
         rows = await self.outbox.claim(now, self.limits.batch, self.limits.lease, full)
         for row in rows:
-            self._enqueue(row)
+            if self._stopping:  # stop() came during the claim: give the rows straight back
+                await self.outbox.postpone(row, now)
+            else:
+                self._enqueue(row)
         return len(rows)
 
     def _enqueue(self, row: PendingNotification) -> None:

@@ -91,7 +91,7 @@ class HttpSender:
             async with asyncio.timeout(timeout):
                 address = await checked_address(host, port, self.policy)
                 return await self._post(out, scheme, host, port, address, parts.path,
-                                        parts.query)
+                                        parts.query, timeout)
         except RefusedAddress as exc:
             return Result(Outcome.FAILED, str(exc))
         except Unresolvable as exc:
@@ -102,7 +102,7 @@ class HttpSender:
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
 
     async def _post(self, out: Outgoing, scheme: str, host: str, port: int, address: str,
-                    path: str, query: str) -> Result:
+                    path: str, query: str, timeout: float) -> Result:
         netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
         pinned = urlunsplit((scheme, netloc, path or "/", query, ""))
         default_port = port == (443 if scheme == "https" else 80)
@@ -111,7 +111,7 @@ class HttpSender:
                    *out.headers]
         client = self._client(f"{scheme}://{authority}:{port}")
         request = client.build_request("POST", pinned, headers=headers, content=out.payload,
-                                       extensions={"sni_hostname": host})
+                                       timeout=timeout, extensions={"sni_hostname": host})
         response = await client.send(request, stream=True)
         try:
             read = 0

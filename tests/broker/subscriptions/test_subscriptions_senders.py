@@ -238,3 +238,18 @@ async def test_mqtt_reconnects_after_losing_the_connection(mosquitto: str) -> No
                 await asyncio.wait_for(anext(listener.messages), 3.0)
     finally:
         await sender.aclose()
+
+
+async def test_http_endpoint_timeout_beyond_the_default(receiver: Receiver) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        await receiver.record(request)
+        return web.Response()
+
+    receiver.behave = slow
+    sender = HttpSender(LOOPBACK, timeout=0.1)  # the default would give up first
+    try:
+        result = await sender.send(outgoing(receiver.url + "/n", timeout_ms=2000))
+    finally:
+        await sender.aclose()
+    assert result.outcome is Outcome.DELIVERED
