@@ -150,6 +150,12 @@ def _context_objects(url: str) -> list[Mapping[str, Any]]:
     return out
 
 
+@cache
+def _terms(url: str) -> TermMap:
+    """The compiled context of a type; one per subject, shared by its types."""
+    return compile_context(_context_objects(url))
+
+
 def _compile(raw: Mapping[str, Any], root: Path, documents: Mapping[str, Any],
              registry: Registry[Any]) -> TypeContract:
     schema = _read(root / raw["schema"])
@@ -170,7 +176,7 @@ def _compile(raw: Mapping[str, Any], root: Path, documents: Mapping[str, Any],
             for name, a in raw["attributes"].items()}),
         validator=validator,
         is_valid=fast.is_valid,
-        terms=compile_context(_context_objects(raw["context"])),
+        terms=_terms(raw["context"]),
     )
 
 
