@@ -113,12 +113,14 @@ def _verification(entries: int) -> list[str]:
         raw = build_export(storage, note, 0, None)
         built = time.perf_counter() - t0
         storage.close()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = verify_export(raw, [signer.verifier])
-    took = time.perf_counter() - t0
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert report.ok, report.text()
+    # CPU time too: on a shared machine the wall clock also counts other processes' turns.
     return [f"export of {entries} entries: {len(raw) / 1e6:.1f} MB, built in {built:.2f} s",
-            f"verify  {entries / took:9.0f} entries/s ({took:.2f} s, target > 100000/s)"]
+            f"verify  {entries / took:9.0f} entries/s wall ({took:.2f} s), "
+            f"{entries / cpu:9.0f} entries/s of CPU time (target > 100000/s)"]
 
 
 def main() -> None:

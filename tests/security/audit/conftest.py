@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ class FilledLog:
 
 
 @pytest.fixture
-def filled_log(tmp_path: Path) -> Callable[[int, int], FilledLog]:
+def filled_log(tmp_path: Path) -> Iterator[Callable[[int, int], FilledLog]]:
     """make(entries, seed): a log of that many random entries appended in random batches,
     a checkpoint signed after each batch."""
     made: list[SQLiteAuditStorage] = []
@@ -70,6 +70,6 @@ def filled_log(tmp_path: Path) -> Callable[[int, int], FilledLog]:
             log.sign()
         return log
 
-    yield make  # type: ignore[misc]
+    yield make
     for storage in made:
         storage.close()

@@ -99,13 +99,15 @@ async def test_checkpoint_proofs_and_keys_verify(client: httpx.AsyncClient) -> N
 
 async def test_bad_parameters_are_problem_details(client: httpx.AsyncClient) -> None:
     await client.post(ENTITIES, json=spot(1))
-    for path, params in [("entries", {"from": "x"}), ("entries", {"from": 5, "to": 2}),
+    cases: list[tuple[str, dict[str, str | int]]] = [
+        ("entries", {"from": "x"}), ("entries", {"from": 5, "to": 2}),
                          ("proof/inclusion", {}), ("proof/inclusion", {"index": 99}),
                          ("proof/inclusion", {"index": -1}),
                          ("proof/consistency", {"first": 9, "second": 3}),
                          ("proof/consistency", {"first": 0, "second": 10**6}),
                          ("query", {"since": "yesterday"}), ("query", {"limit": 0}),
-                         ("export", {"from": 9, "to": 1})]:
+                         ("export", {"from": 9, "to": 1})]
+    for path, params in cases:
         r = await client.get(f"{AUDIT_API}/{path}", params=params)
         assert r.status_code == 400, (path, params, r.text)
         assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
