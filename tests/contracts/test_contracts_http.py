@@ -50,6 +50,15 @@ async def test_written_and_read_back_unchanged(client: httpx.AsyncClient, name: 
     assert created.status_code == 201, created.text
     read = await client.get(f"{ENTITIES}/{body['id']}", headers=link(name))
     assert read.status_code == 200 and read.json() == body
+    # The concise form is accepted too, and reads back as the keyValues it was built from.
+    concise = (await client.get(f"{ENTITIES}/{body['id']}", headers=link(name),
+                                params={"options": "concise"})).json()
+    concise["id"] = body["id"] + "-concise"
+    created = await client.post(ENTITIES, json=concise, headers=link(name))
+    assert created.status_code == 201, created.text
+    key_values = await client.get(f"{ENTITIES}/{concise['id']}", headers=link(name),
+                                  params={"options": "keyValues"})
+    assert key_values.json() == {**VALID[name], "type": name, "id": concise["id"]}
 
 
 @pytest.mark.parametrize("name", TYPES)
