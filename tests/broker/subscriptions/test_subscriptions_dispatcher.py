@@ -16,6 +16,7 @@ from broker.ld.termmap import CORE_TERMS
 from broker.subscriptions.backoff import Backoff
 from broker.subscriptions.dispatcher import Dispatcher, Limits
 from broker.subscriptions.http_sender import HttpSender
+from broker.subscriptions.mqtt_sender import MqttSender
 from broker.subscriptions.notification import (
     Outgoing,
     new_notification_id,
@@ -273,3 +274,35 @@ async def until(condition: Any, timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+async def test_hung_mqtt_broker_does_not_delay_http(receiver: Receiver) -> None:
+    """An MQTT broker that accepts the connection and never answers CONNACK (a half-dead
+    broker) holds its own lane only."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    outbox = MemoryOutbox()
+    for _ in range(10):
+        outbox.add(message(f"mqtt://127.0.0.1:{port}/city/lights",
+                           "urn:ngsi-ld:Subscription:mqtt"), due=0)
+    for _ in range(10):
+        outbox.add(message(receiver.url + "/n", "urn:ngsi-ld:Subscription:http"), due=0)
+    mqtt = MqttSender(LOOPBACK, timeout=3.0)
+    running = Running(outbox)
+    running.dispatcher.senders["mqtt"] = mqtt
+    start = time.monotonic()
+    try:
+        async with running:
+            await receiver.wait_for(10, timeout=2.5)
+            elapsed = time.monotonic() - start
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+    assert elapsed < 2.0
+    assert outbox.counters["urn:ngsi-ld:Subscription:http"].times_sent == 10
