@@ -96,31 +96,37 @@ class MqttSender:
         return props
 
     async def _connected(self, key: Key) -> aiomqtt.Client:
-        conn = self._connections.get(key)
-        if conn is None:
-            if len(self._connections) >= MAX_CONNECTIONS:
-                await self._drop(next(iter(self._connections)))
-            conn = self._connections[key] = _Connection()
-        async with conn.lock:  # one connect at a time per broker; the others wait and reuse it
-            if conn.client is not None and not _lost(conn.client):
+        while True:
+            conn = self._connections.get(key)
+            if conn is None:
+                if len(self._connections) >= MAX_CONNECTIONS:
+                    await self._drop(next(iter(self._connections)))
+                conn = self._connections.setdefault(key, _Connection())
+            async with conn.lock:  # one connect at a time per broker; the others reuse it
+                if self._connections.get(key) is not conn:
+                    continue  # dropped (a failure) while we waited: start over
+                if conn.client is not None and not _lost(conn.client):
+                    return conn.client
+                if conn.client is not None:  # the broker closed it while idle: connect again
+                    stale, conn.client = conn.client, None
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(stale.__aexit__(None, None, None), 1.0)
+                conn.client = await self._connect(key)
                 return conn.client
-            if conn.client is not None:  # the broker closed it while idle: connect again
-                stale, conn.client = conn.client, None
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(stale.__aexit__(None, None, None), 1.0)
-            scheme, host, port, username, password, version = key
-            address = await checked_address(host, port, self.policy)
-            tls = None
-            if scheme == "mqtts":
-                tls = self._tls or ssl.create_default_context()
-            client = aiomqtt.Client(
-                address if tls is None else host, port, username=username, password=password,
-                identifier=f"{self._prefix}-{len(self._connections)}-{uuid.uuid4().hex[:6]}",
-                protocol=PROTOCOLS[version], keepalive=KEEPALIVE, timeout=self.timeout,
-                tls_context=tls)
-            await client.__aenter__()
-            conn.client = client
-            return client
+
+    async def _connect(self, key: Key) -> aiomqtt.Client:
+        scheme, host, port, username, password, version = key
+        address = await checked_address(host, port, self.policy)
+        tls = None
+        if scheme == "mqtts":
+            tls = self._tls or ssl.create_default_context()
+        client = aiomqtt.Client(
+            address if tls is None else host, port, username=username, password=password,
+            identifier=f"{self._prefix}-{uuid.uuid4().hex[:8]}",
+            protocol=PROTOCOLS[version], keepalive=KEEPALIVE, timeout=self.timeout,
+            tls_context=tls)
+        await client.__aenter__()
+        return client
 
     async def _drop(self, key: Key) -> None:
         conn = self._connections.pop(key, None)
