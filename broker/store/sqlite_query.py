@@ -72,7 +72,13 @@ def _selector(selector: EntitySelector, tenant: str) -> tuple[str, list[Any]]:
 
 
 def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
-    clauses: list[str] = ["e.tenant = ?"]
+    # Every rid subquery filters by tenant already. When one of them can drive the query, the
+    # tenant term on `e` is kept out of the planner's reach ("+"), or SQLite (without ANALYZE
+    # statistics) would walk every entity of the tenant and probe the subqueries for each.
+    drivable = not query.ids and not query.selectors and (
+        query.types is not None or bool(query.attrs) or query.q is not None
+        or query.scope_q is not None or query.geo is not None)
+    clauses: list[str] = ["+e.tenant = ?" if drivable else "e.tenant = ?"]
     params: list[Any] = [tenant]
     if query.ids:
         clauses.append(f"e.id IN ({','.join('?' * len(query.ids))})")
@@ -102,14 +108,19 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         params.extend(more)
     if query.geo is not None:
         box = bbox_prefilter(query.geo)
-        sql = ("e.rid IN (SELECT gi.rid FROM geo_index gi JOIN geo_boxes gb ON gb.gid = gi.gid "
-               "WHERE gi.tenant = ? AND gi.name = ?")
-        params.extend([tenant, query.geo.geoproperty])
-        if box is not None:
-            sql += " AND gb.max_x >= ? AND gb.min_x <= ? AND gb.max_y >= ? AND gb.min_y <= ?"
+        if box is None:  # no box to search (e.g. disjoint): every box of the geoproperty
+            sql = ("e.rid IN (SELECT gi.rid FROM geo_index gi WHERE gi.tenant = ? AND "
+                   "gi.name = ?)")
+            params.extend([tenant, query.geo.geoproperty])
+        else:
+            # CROSS JOIN keeps this order: the R*Tree finds the boxes, then each box's owner;
+            # the other way round probes the R*Tree once per GeoProperty of the tenant.
+            sql = ("e.rid IN (SELECT gi.rid FROM geo_boxes gb CROSS JOIN geo_index gi "
+                   "WHERE gb.max_x >= ? AND gb.min_x <= ? AND gb.max_y >= ? AND gb.min_y <= ? "
+                   "AND gi.gid = gb.gid AND gi.tenant = ? AND gi.name = ?)")
             min_lon, min_lat, max_lon, max_lat = box
-            params.extend([min_lon, max_lon, min_lat, max_lat])
-        clauses.append(sql + ")")
+            params.extend([min_lon, max_lon, min_lat, max_lat, tenant, query.geo.geoproperty])
+        clauses.append(sql)
     return CompiledQuery(" AND ".join(clauses), tuple(params), query.geo is not None)
 
 
@@ -201,6 +212,13 @@ def _value(target: _Target, value: Any, op: str) -> tuple[str, list[Any]]:
     return _literal(target, value, op)
 
 
+def _list_match(elements: str) -> str:
+    """An attribute row whose value is a list (or a languageMap) with a matching element."""
+    return (f"value_json IS NOT NULL AND ((json_type(value_json) = 'array' AND EXISTS (SELECT 1 "
+            f"FROM json_each(value_json) j WHERE {elements})) OR (kind = 'LanguageProperty' AND "
+            f"EXISTS (SELECT 1 FROM json_tree(value_json) j WHERE {elements})))")
+
+
 def _matches(path: Path, op: str, value: Any) -> tuple[str, list[Any]]:
     """The positive test (==, ~=, >...) on one attribute row."""
     if path.member is not None:
@@ -212,10 +230,7 @@ def _matches(path: Path, op: str, value: Any) -> tuple[str, list[Any]]:
         return (f"(json_type(value_json, {where}) <> 'object' AND EXISTS (SELECT 1 FROM "
                 f"json_each(value_json, {where}) j WHERE {elements}))", more)
     scalar, params = _value(_ROW, value, op)
-    return (f"({scalar} OR (json_type(value_json) = 'array' AND EXISTS (SELECT 1 FROM "
-            f"json_each(value_json) j WHERE {elements})) OR (kind = 'LanguageProperty' AND "
-            f"EXISTS (SELECT 1 FROM json_tree(value_json) j WHERE {elements})))",
-            params + more + more)
+    return f"({scalar} OR ({_list_match(elements)}))", params + more + more
 
 
 def _present(path: Path) -> str:
@@ -227,9 +242,46 @@ def _present(path: Path) -> str:
     return "1"
 
 
-def _row_condition(node: Compare) -> tuple[str, list[Any]]:
+def _check(node: Compare) -> None:
     if node.op in (">", ">=", "<", "<=") and isinstance(node.value, (Range, ValueList)):
         raise BadRequestData(f"q: {node.op} takes a single value")
+    if isinstance(node.value, And | Or | Compare | Exists):
+        raise BadRequestData("q: a value cannot be a query")
+
+
+def _row_columns(literal: Any) -> list[str]:
+    """The scalar columns of an attribute row a literal may be found in."""
+    if isinstance(literal, bool):  # before int: a bool is an int in Python
+        return ["value_bool"]
+    if isinstance(literal, (int, float)):
+        return ["value_num"]
+    return ["value_text", "object"]  # strings, URIs, date-times (relationship objects too)
+
+
+def _on_column(column: str, literal: Any, op: str) -> tuple[str, list[Any]]:
+    sql_op = "REGEXP" if op == "~=" else _SQL_OPS[op]
+    if isinstance(literal, DateTime):
+        return (f"q_temporal(?, {column}) {sql_op} ?",
+                [literal.kind, temporal_key(literal.kind, literal.text)])
+    if isinstance(literal, bool):
+        return f"{column} {sql_op} ?", [int(literal)]
+    return f"{column} {sql_op} ?", [literal.text if isinstance(literal, Uri) else literal]
+
+
+def _row_branches(value: Any, op: str) -> list[tuple[str, list[Any]]]:
+    """The value's positive test on the scalar columns, one alternative per column."""
+    if isinstance(value, ValueList):
+        return [b for v in value.values for b in _row_branches(v, op)]
+    if isinstance(value, Range):
+        branches = []
+        for column in _row_columns(value.low):
+            low, high = _on_column(column, value.low, ">="), _on_column(column, value.high, "<=")
+            branches.append((f"{low[0]} AND {high[0]}", low[1] + high[1]))
+        return branches
+    return [_on_column(column, value, op) for column in _row_columns(value)]
+
+
+def _row_condition(node: Compare) -> tuple[str, list[Any]]:
     positive = _NEGATED.get(node.op)
     if positive is None:
         return _matches(node.path, node.op, node.value)
@@ -255,6 +307,17 @@ def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
         if present != "1":
             rows += f" AND {present}"
         return (f"e.rid {'NOT IN' if node.negated else 'IN'} ({rows})", params)
+    _check(node)
+    if node.op not in _NEGATED and node.path.member is None and not node.path.keys:
+        # Index ranges rather than one filtered scan: one branch per scalar column the value
+        # may sit in (attrs_by_num, _text, _object) and one for the rows holding lists (the
+        # partial index attrs_by_json).
+        branches = _row_branches(node.value, node.op)
+        elements, ep = _value(_ELEMENT, node.value, node.op)
+        sql = " UNION ALL ".join([f"{rows} AND {b}" for b, _ in branches]
+                                 + [f"{rows} AND {_list_match(elements)}"])
+        more = [x for _, bp in branches for x in params + bp] + params + ep + ep
+        return f"e.rid IN ({sql})", more
     cond, more = _row_condition(node)
     return f"e.rid IN ({rows} AND {cond})", params + more
 

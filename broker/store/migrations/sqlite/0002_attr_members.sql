@@ -21,3 +21,6 @@ UPDATE attrs SET (created_at, modified_at, unit_code) = (
 
 -- Discovery: attribute names, their kinds and counts per tenant, straight from this index.
 CREATE INDEX attrs_by_kind ON attrs (tenant, depth, name, kind);
+-- q on list values (arrays, languageMaps, compound values): only the rows holding JSON, so a
+-- comparison's scalar branch and its list branch each read an index range of their own.
+CREATE INDEX attrs_by_json ON attrs (tenant, name) WHERE value_json IS NOT NULL;
