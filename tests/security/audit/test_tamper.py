@@ -115,3 +115,21 @@ def test_an_export_from_another_key_or_rewritten_log_fails(
     forged = other.sign()
     report = verify_export(raw, [one.signer.verifier], previous=forged)
     assert not report.ok and "rewritten" in report.text()
+
+
+def test_base64_with_nonzero_padding_bits_is_rejected(
+        filled_log: Callable[[int, int], FilledLog]) -> None:
+    """'AB==' and 'AA==' decode alike; only the canonical text (unused bits zero) passes."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    log = filled_log(30, 7)
+    raw = build_export(log.storage, log.notes[30], 0, 30)
+    document = orjson.loads(raw)
+    padded = [i for i, e in enumerate(document["entries"]) if e["entry"].endswith("=")]
+    assert padded
+    i = padded[0]
+    text = document["entries"][i]["entry"]
+    at = -3 if text.endswith("==") else -2
+    bumped = alphabet[alphabet.index(text[at]) + 1]
+    document["entries"][i]["entry"] = text[:at] + bumped + text[at + 1:]
+    report = verify_export(encode(document), [log.signer.verifier])
+    assert not report.ok and "non-canonical base64" in report.text()
