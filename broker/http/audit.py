@@ -11,6 +11,7 @@ reads are queued and land no later than the next tree head.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
@@ -140,6 +141,17 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
                 await audit.append(sealed)
             except Exception:  # the change is committed; answering 500 would misreport it
                 log.exception("audit entry of %s %s not recorded", request.method, request.path)
+
+
+def record_event(app: web.Application, record: AuditRecord, *, status: int,
+                 request_id: str = "-") -> asyncio.Future[int] | None:
+    """Record an access made outside an HTTP request (a notification sent, a purge): queued
+    like a read's entry; await the future to make it durable. None when the log is off."""
+    audit = app.get(AUDIT)
+    if audit is None:
+        return None
+    return audit.submit(seal(record, time=_now(), request_id=request_id, status=status,
+                             pseudonyms=audit.pseudonyms))
 
 
 # -- the auditors' API ---------------------------------------------------------------------------

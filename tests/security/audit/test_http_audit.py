@@ -141,3 +141,18 @@ async def test_audit_api_reads_are_themselves_audited(client: httpx.AsyncClient)
     await client.get(f"{AUDIT_API}/entries")
     actions = [e["action"] for e in await all_entries(client)]
     assert actions[:3] == ["audit.public-key", "audit.entries", "audit.checkpoint"]
+
+
+async def test_accesses_outside_requests_are_recorded(client: httpx.AsyncClient,
+                                                      server: TestServer) -> None:
+    from broker.http.audit import record_event
+    from security.audit.entry import AuditRecord
+
+    record = AuditRecord(action="notification.send", purpose="subscription")
+    record.note(entity_ids=[spot(3)["id"]], types=["ParkingSpot"])
+    future = record_event(server.app, record, status=200)
+    assert future is not None
+    index = await future
+    entry = next(e for e in await all_entries(client) if e["index"] == index)
+    assert entry["action"] == "notification.send"
+    assert entry["entities"] == {"ids": [spot(3)["id"]], "types": ["ParkingSpot"]}
