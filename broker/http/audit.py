@@ -144,14 +144,15 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def record_event(app: web.Application, record: AuditRecord, *, status: int,
-                 request_id: str = "-") -> asyncio.Future[int] | None:
-    """Record an access made outside an HTTP request (a notification sent, a purge): queued
-    like a read's entry; await the future to make it durable. None when the log is off."""
+                 request_id: str = "-", durable: bool = False) -> asyncio.Future[int] | None:
+    """Record an access made outside an HTTP request (a notification sent, a purge). Queued
+    like a read's entry unless `durable` (then committed at once, like a write's); the future
+    gives its index once committed. None when the log is off."""
     audit = app.get(AUDIT)
     if audit is None:
         return None
     return audit.submit(seal(record, time=_now(), request_id=request_id, status=status,
-                             pseudonyms=audit.pseudonyms))
+                             pseudonyms=audit.pseudonyms), urgent=durable)
 
 
 # -- the auditors' API ---------------------------------------------------------------------------

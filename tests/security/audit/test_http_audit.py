@@ -150,7 +150,7 @@ async def test_accesses_outside_requests_are_recorded(client: httpx.AsyncClient,
 
     record = AuditRecord(action="notification.send", purpose="subscription")
     record.note(entity_ids=[spot(3)["id"]], types=["ParkingSpot"])
-    future = record_event(server.app, record, status=200)
+    future = record_event(server.app, record, status=200, durable=True)
     assert future is not None
     index = await future
     entry = next(e for e in await all_entries(client) if e["index"] == index)
