@@ -66,7 +66,7 @@ class AuditStorage(Protocol):
         """Keep a signed checkpoint (replacing that size's, which it extends by a signature)."""
 
     def erase_subject(self, subject: str) -> int:
-        """Delete the kept details of a pseudonymous subject's entries; how many."""
+        """Delete the kept details of a pseudonymous subject's entries; how many entries."""
 
     def head(self) -> Frontier:
         """The committed tree's frontier (its size and compact range)."""

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from security.audit.entry import Detail, Sealed
 from security.audit.log import EntryQuery
 from security.audit.merkle import Frontier, leaf_hash
@@ -57,12 +59,9 @@ CREATE TABLE IF NOT EXISTS leaf_entities (
     PRIMARY KEY (entity, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS details (
-    idx INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    salt BLOB NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (idx, name)
-) WITHOUT ROWID;
+    idx INTEGER PRIMARY KEY,
+    kept BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
@@ -124,7 +123,7 @@ class SQLiteAuditStorage:
             leaves: list[tuple[Any, ...]] = []
             nodes: list[tuple[int, int, bytes]] = []
             entities: list[tuple[str, int]] = []
-            details: list[tuple[int, str, bytes, str]] = []
+            details: list[tuple[int, bytes]] = []
             for sealed in batch:
                 idx = frontier.size
                 h = leaf_hash(sealed.entry)
@@ -133,11 +132,13 @@ class SQLiteAuditStorage:
                 leaves.append((idx, sealed.entry, h, c["time"], c["subject"], c["tenant"],
                                c["action"], c["purpose"], c["decision"], c["status"]))
                 entities.extend((e, idx) for e in set(sealed.entity_ids))
-                details.extend((idx, d.name, d.salt, d.value) for d in sealed.details)
+                if sealed.details:  # one row an entry: [[name, salt hex, value], ...]
+                    details.append((idx, orjson.dumps(
+                        [[d.name, d.salt.hex(), d.value] for d in sealed.details])))
             db.executemany("INSERT INTO leaves VALUES (?,?,?,?,?,?,?,?,?,?)", leaves)
             db.executemany("INSERT INTO nodes VALUES (?,?,?)", nodes)
             db.executemany("INSERT INTO leaf_entities VALUES (?,?)", entities)
-            db.executemany("INSERT INTO details VALUES (?,?,?,?)", details)
+            db.executemany("INSERT INTO details VALUES (?,?)", details)
             db.execute("UPDATE tree SET size = ?, frontier = ? WHERE id = 1",
                        (frontier.size, frontier.to_bytes()))
             db.execute("COMMIT")
@@ -189,9 +190,11 @@ class SQLiteAuditStorage:
         return row[0] if row else None
 
     def details(self, idx: int) -> list[Detail]:
-        rows = self._db().execute("SELECT name, salt, value FROM details WHERE idx = ? "
-                                  "ORDER BY name", (idx,))
-        return [Detail(name, bytes(salt), value) for name, salt, value in rows]
+        row = self._db().execute("SELECT kept FROM details WHERE idx = ?", (idx,)).fetchone()
+        if row is None:
+            return []
+        return [Detail(name, bytes.fromhex(salt), value)
+                for name, salt, value in orjson.loads(row[0])]
 
     def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
         where: list[str] = ["l.idx >= ?"]
