@@ -62,6 +62,11 @@ class TypeContract:
     is_valid: Callable[[Any], bool]  # jsonschema-rs, ~100x faster: the common, valid case
     terms: TermMap  # the type's @context (plus the core one): keyValues names match the schema
 
+    def by_iri(self) -> dict[str, Attribute]:
+        """The attributes keyed by expanded IRI, as the internal entity form names them."""
+        return {self.terms.expand(name): a for name, a in self.attributes.items()
+                if name not in ("id", "type")}
+
     def personal_data(self, attribute: str) -> PersonalData | None:
         """The class of an attribute, or None if the contract does not list it."""
         found = self.attributes.get(attribute)

@@ -117,6 +117,12 @@ def test_classification_of_the_sensitive_attributes() -> None:
     assert named("Streetlight").personal_data("powerState") == "none"
     assert named("TaxPayment").lawful_basis == "legal-obligation"
     assert named("TicketValidation").retention == "P90D"
+    # The security layer works on the internal form: the same classes by expanded IRI.
+    by_iri = named("TaxObligation").by_iri()
+    assert by_iri["https://cetate.city/ns/amountDue"].personal_data == "personal"
+    parking = named("ParkingSpot").by_iri()
+    assert parking["https://smartdatamodels.org/dataModel.Parking/refParkingSite"].kind == \
+        "Relationship"
 
 
 def _copy(tmp_path: Path) -> Path:
