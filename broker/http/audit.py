@@ -15,8 +15,8 @@ import asyncio
 import base64
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -97,8 +97,16 @@ def note(request: web.Request, **fields: Any) -> None:
         record.note(**fields)
 
 
+_second: list[Any] = [-1, ""]  # the last second formatted, reused within that second
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC time with microseconds, e.g. 2026-12-01T18:55:00.123456Z (strftime once a second)."""
+    now = time.time()
+    sec = int(now)
+    if sec != _second[0]:
+        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
+    return f"{_second[1]}.{int((now - sec) * 1_000_000):06d}Z"
 
 
 @web.middleware
