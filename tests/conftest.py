@@ -183,12 +183,16 @@ def test_store_url(store_engine: str, tmp_path: Path, request: pytest.FixtureReq
 
 
 @pytest.fixture
-def settings(test_store_url: str) -> Settings:
+def settings(test_store_url: str, tmp_path: Path) -> Settings:
+    # The audit log's own store defaults to beside a SQLite store (tmp_path here); beside a
+    # PostgreSQL store it would be ./data, shared by every test, so it goes to tmp_path too.
+    audit_store = f"{tmp_path}/audit.db" if not test_store_url.startswith("sqlite") else ""
     return Settings(
         store=test_store_url,
         allowed_networks=("127.0.0.0/8",),
         max_body_bytes=1_000_000,
         log_level="WARNING",
+        audit_store=audit_store,
     )
 
 

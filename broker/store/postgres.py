@@ -26,7 +26,15 @@ from broker.errors import BadRequestData, InternalError
 from broker.query.geo import GeoQuery, geo_matches
 from broker.store.postgres_migrate import migrate_postgres
 from broker.store.postgres_query import compile_where
-from broker.store.protocol import Entity, EntityQuery, Mutation, QueryResult, StoredContext
+from broker.store.protocol import (
+    AttributeSummary,
+    Entity,
+    EntityQuery,
+    Mutation,
+    QueryResult,
+    StoredContext,
+    TypeSummary,
+)
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sqlite import StoreClosed, StoreError
 
@@ -190,8 +198,7 @@ class PostgresStore:
         compiled = compile_where(tenant, query)
         sql = f"SELECT e.doc FROM entities e WHERE {compiled.where} ORDER BY e.rid"
         params = list(compiled.params)
-        async with self._connection() as conn, conn.transaction(readonly=True,
-                                                                isolation="repeatable_read"):
+        async with self._snapshot() as conn:
             if compiled.exact_geo:
                 # The GiST index gave candidates by bounding box; geo_eval decides, then we page.
                 matches = [doc for doc in (orjson.loads(r[0]) for r in await conn.fetch(
@@ -207,6 +214,50 @@ class PostgresStore:
                     f"SELECT count(*) FROM entities e WHERE {compiled.where}", *params)
             return QueryResult([orjson.loads(r[0]) for r in rows], total)
 
+    # -- discovery (clauses 5.7.5-5.7.10) ---------------------------------------------------
+    async def entity_types(self, tenant: str) -> list[str]:
+        return await self._fetch(lambda c: _column(c, _DISTINCT_TYPES, tenant))
+
+    async def describe_types(self, tenant: str,
+                             types: Sequence[str] | None = None) -> list[TypeSummary]:
+        async with self._snapshot() as c:
+            wanted = sorted(set(types)) if types is not None else await _column(
+                c, _DISTINCT_TYPES, tenant)
+            found = []
+            for type_iri in wanted:
+                count = await c.fetchval("SELECT count(*) FROM entity_types WHERE tenant = $1 "
+                                         "AND type = $2", tenant, type_iri)
+                if count:
+                    rows = await c.fetch(_TYPE_ATTRIBUTES, tenant, type_iri)
+                    found.append(TypeSummary(type_iri, count, _summaries(rows)))
+            return found
+
+    async def attribute_names(self, tenant: str) -> list[str]:
+        return await self._fetch(lambda c: _column(c, _DISTINCT_ATTRS, tenant))
+
+    async def describe_attributes(self, tenant: str, names: Sequence[str] | None = None
+                                  ) -> list[AttributeSummary]:
+        async with self._snapshot() as c:
+            wanted = sorted(set(names)) if names is not None else await _column(
+                c, _DISTINCT_ATTRS, tenant)
+            found = []
+            for name in wanted:
+                kinds = await c.fetch("SELECT kind, count(*) FROM attrs WHERE tenant = $1 AND "
+                                      "depth = 0 AND name = $2 GROUP BY kind ORDER BY kind",
+                                      tenant, name)
+                if kinds:
+                    types = [r[0] for r in await c.fetch(_ATTRIBUTE_TYPES, tenant, name)]
+                    found.append(AttributeSummary(name, sum(r[1] for r in kinds),
+                                                  tuple(r[0] for r in kinds), tuple(types)))
+            return found
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-only transaction: its statements see one commit."""
+        async with self._connection() as conn, conn.transaction(readonly=True,
+                                                                isolation="repeatable_read"):
+            yield conn
+
     async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
         async with self._connection() as conn:
             for attempt in range(WRITE_RETRIES):
@@ -220,6 +271,10 @@ class PostgresStore:
 
     async def apply_many(self, tenant: str,
                          changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
+        """One transaction for the batch. The fast path reads every entity in one statement,
+        runs the mutations in order, and writes all documents and derived rows in a few
+        statements; if the database refuses any of it, the batch runs again change by change,
+        each in a savepoint, so only the failing change fails."""
         if not changes:
             return []
         async with self._connection() as conn:
@@ -231,12 +286,77 @@ class PostgresStore:
                         # deadlock_timeout, 1 s): so first lock every id, present or not, in
                         # one order. Single writes hold one lock at a time, so no cycle remains.
                         await conn.execute(_LOCK_IDS, tenant, [c[0] for c in changes])
+                        try:
+                            async with conn.transaction():
+                                return await self._write_batch(conn, tenant, changes)
+                        except (_CreateRaced, asyncpg.PostgresError) as exc:
+                            if isinstance(exc, _RETRYABLE):
+                                raise
                         return [await self._write_in_savepoint(conn, tenant, entity_id, mutation)
                                 for entity_id, mutation in changes]
-                except _RETRYABLE:  # a deadlock with another batch: the whole group again
+                except _RETRYABLE:
                     if attempt == WRITE_RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
+
+    async def _write_batch(self, conn: asyncpg.Connection, tenant: str,
+                           changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
+        ids = list(dict.fromkeys(c[0] for c in changes))
+        stored = {r["id"]: (r["rid"], orjson.loads(r["doc"])) for r in await conn.fetch(
+            "SELECT id, rid, doc FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) "
+            "FOR UPDATE", tenant, ids)}
+        current: dict[str, Entity | None] = {i: stored[i][1] if i in stored else None
+                                             for i in ids}
+        touched: set[str] = set()
+        results: list[Any] = []
+        for entity_id, mutation in changes:
+            try:
+                new, result = mutation(current[entity_id])
+                if new is not None and new.get("id") != entity_id:
+                    raise InternalError(f"A mutation of {entity_id} returned entity "
+                                        f"{new.get('id')}")
+            except Exception as exc:  # this change fails alone; nothing of it is written
+                results.append(exc)
+                continue
+            current[entity_id] = new
+            touched.add(entity_id)
+            results.append(result)
+        gone: list[int] = []
+        kept: dict[int, Entity] = {}  # rid -> its new document
+        born: dict[str, Entity] = {}  # id -> the document of an entity created here
+        for i in ids:  # in the order of the changes: new rids keep creation order
+            if i not in touched:
+                continue
+            doc = current[i]
+            if i in stored:
+                if doc is None:
+                    gone.append(stored[i][0])
+                else:
+                    kept[stored[i][0]] = doc
+            elif doc is not None:
+                born[i] = doc
+        if gone:
+            await conn.execute("DELETE FROM entities WHERE rid = ANY($1::bigint[])", gone)
+        derived = _Derived()
+        if kept:
+            docs = list(kept.values())
+            await conn.execute(_REWRITE_MANY, list(kept), [d["createdAt"] for d in docs],
+                               [d["modifiedAt"] for d in docs],
+                               [orjson.dumps(d).decode() for d in docs])
+            for rid, doc in kept.items():
+                derived.add(rid, doc)
+        if born:
+            await self._ensure_tenant(conn, tenant)
+            docs = list(born.values())
+            rids = {r["id"]: r["rid"] for r in await conn.fetch(
+                _INSERT_MANY, tenant, list(born), [d["createdAt"] for d in docs],
+                [d["modifiedAt"] for d in docs], [orjson.dumps(d).decode() for d in docs])}
+            if len(rids) != len(born):
+                raise _CreateRaced("a single write created one of the batch's entities")
+            for entity_id, doc in born.items():
+                derived.add(rids[entity_id], doc)
+        await derived.write(conn, tenant)
+        return results
 
     async def _write_in_savepoint(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
                                   mutation: Mutation[Any]) -> Any:
@@ -252,6 +372,11 @@ class PostgresStore:
             except Exception as exc:
                 return exc
         return StoreError(f"Could not create {entity_id}: kept racing with other writers")
+
+    async def _ensure_tenant(self, conn: asyncpg.Connection, tenant: str) -> None:
+        if tenant not in self._known_tenants:
+            await conn.execute(f"INSERT INTO tenants VALUES ($1, {_NOW_TEXT}) "
+                               "ON CONFLICT DO NOTHING", tenant)
 
     async def _write_entity(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
                             mutation: Mutation[T]) -> T:
@@ -269,9 +394,7 @@ class PostgresStore:
             raise InternalError(f"A mutation of {entity_id} returned entity {new.get('id')}")
         doc = orjson.dumps(new).decode()
         if rid is None:
-            if tenant not in self._known_tenants:
-                await conn.execute(f"INSERT INTO tenants VALUES ($1, {_NOW_TEXT}) "
-                                   "ON CONFLICT DO NOTHING", tenant)
+            await self._ensure_tenant(conn, tenant)
             rid = await conn.fetchval(
                 "INSERT INTO entities (tenant, id, created_at, modified_at, doc) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, id) DO NOTHING RETURNING rid",
@@ -279,12 +402,22 @@ class PostgresStore:
             if rid is None:
                 raise _CreateRaced(entity_id)
         else:
-            await conn.execute(_REWRITE, rid, new["createdAt"], new["modifiedAt"], doc)
-        await _insert_derived(conn, tenant, rid, new)
+            await conn.execute(_REWRITE_MANY, [rid], [new["createdAt"]], [new["modifiedAt"]],
+                               [doc])
+        derived = _Derived()
+        derived.add(rid, new)
+        await derived.write(conn, tenant)
         return result
 
     # -- contexts ----------------------------------------------------------------------------
+    async def _settle_touches(self) -> None:
+        """Let recorded uses land first, so a later write of the context is not undone by an
+        earlier use (SQLite's one writer queue gives that order for free)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
     async def put_context(self, ctx: StoredContext) -> None:
+        await self._settle_touches()
         await self._fetch(lambda c: c.execute(
             f"INSERT INTO contexts ({_CONTEXT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) "
             "ON CONFLICT (id) DO UPDATE SET url = excluded.url, kind = excluded.kind, "
@@ -306,6 +439,7 @@ class PostgresStore:
         return [_context(r) for r in rows]
 
     async def delete_context(self, context_id: str) -> bool:
+        await self._settle_touches()
         status = await self._fetch(lambda c: c.execute(
             "DELETE FROM contexts WHERE id = $1", context_id))
         return bool(status != "DELETE 0")
@@ -335,50 +469,103 @@ SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || id, 0))
 FROM (SELECT DISTINCT unnest($2::text[]) AS id ORDER BY 1) ids
 """
 
-# Rewrites the document and drops the derived rows in one round trip (they are re-inserted).
-_REWRITE = """
-WITH doc AS (UPDATE entities SET created_at = $2, modified_at = $3, doc = $4 WHERE rid = $1),
-     a AS (DELETE FROM attrs WHERE rid = $1),
-     t AS (DELETE FROM entity_types WHERE rid = $1),
-     s AS (DELETE FROM entity_scopes WHERE rid = $1)
-DELETE FROM geo_index WHERE rid = $1
+# Rewrites documents and drops their derived rows in one round trip (they are re-inserted).
+_REWRITE_MANY = """
+WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[])
+                         AS u(rid, created_at, modified_at, doc)),
+     docs AS (UPDATE entities e SET created_at = u.created_at, modified_at = u.modified_at,
+                                    doc = u.doc FROM u WHERE e.rid = u.rid),
+     a AS (DELETE FROM attrs WHERE rid = ANY($1::bigint[])),
+     t AS (DELETE FROM entity_types WHERE rid = ANY($1::bigint[])),
+     s AS (DELETE FROM entity_scopes WHERE rid = ANY($1::bigint[]))
+DELETE FROM geo_index WHERE rid = ANY($1::bigint[])
 """
-
-# Each derived table is filled by one statement over arrays: one round trip per table.
-_INSERT_TYPES = ("INSERT INTO entity_types (rid, tenant, type) "
-                 "SELECT $1, $2, unnest($3::text[])")
-_INSERT_SCOPES = ("INSERT INTO entity_scopes (rid, tenant, scope) "
-                  "SELECT $1, $2, unnest($3::text[])")
-_INSERT_ATTRS = """
-INSERT INTO attrs (rid, tenant, name, dataset_id, kind, value_num, value_text, value_bool,
-                   object, observed_at, value_json)
-SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[], $7::text[],
-                             $8::int[], $9::text[], $10::text[], $11::jsonb[])
-"""
-_INSERT_GEO = """
-INSERT INTO geo_index (rid, tenant, name, dataset_id, bbox)
-SELECT $1, $2, n, d, ST_MakeEnvelope(x0, y0, x1, y1, 4326)
-FROM unnest($3::text[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::float8[])
-     AS u(n, d, x0, x1, y0, y1)
+_INSERT_MANY = """
+INSERT INTO entities (tenant, id, created_at, modified_at, doc)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::json[])
+ON CONFLICT (tenant, id) DO NOTHING
+RETURNING id, rid
 """
 
 
-async def _insert_derived(conn: asyncpg.Connection, tenant: str, rid: int,
-                          entity: Entity) -> None:
-    await conn.execute(_INSERT_TYPES, rid, tenant, list(dict.fromkeys(entity["type"])))
-    scopes = list(dict.fromkeys(entity.get("scope", ())))
-    if scopes:
-        await conn.execute(_INSERT_SCOPES, rid, tenant, scopes)
-    rows = attribute_rows(entity)
-    if rows:
-        await conn.execute(_INSERT_ATTRS, rid, tenant, *(list(col) for col in zip(
-            *((r.name, r.dataset_id, r.kind, r.value_num, r.value_text, r.value_bool, r.object,
-               r.observed_at, r.value_json) for r in rows), strict=True)))
-    boxes = geo_boxes(entity)
-    if boxes:
-        await conn.execute(_INSERT_GEO, rid, tenant, *(list(col) for col in zip(
-            *((b.name, b.dataset_id, b.min_x, b.max_x, b.min_y, b.max_y) for b in boxes),
-            strict=True)))
+class _Derived:
+    """The derived rows (broker/store/rows.py) of written entities, gathered column by column
+    and sent in one call of cetate_put_derived (migrations/postgresql)."""
+
+    def __init__(self) -> None:
+        self.types: tuple[list[Any], list[Any]] = ([], [])
+        self.scopes: tuple[list[Any], list[Any]] = ([], [])
+        self.attrs: tuple[list[Any], ...] = tuple([] for _ in range(14))
+        self.geo: tuple[list[Any], ...] = tuple([] for _ in range(7))
+
+    def add(self, rid: int, entity: Entity) -> None:
+        for t in dict.fromkeys(entity["type"]):
+            self.types[0].append(rid)
+            self.types[1].append(t)
+        for scope in dict.fromkeys(entity.get("scope", ())):
+            self.scopes[0].append(rid)
+            self.scopes[1].append(scope)
+        for r in attribute_rows(entity):
+            for column, value in zip(self.attrs, (
+                    rid, r.name, r.dataset_id, r.kind, r.value_num, r.value_text, r.value_bool,
+                    r.object, r.observed_at, r.value_json, r.created_at, r.modified_at,
+                    r.unit_code, r.depth), strict=True):
+                column.append(value)
+        for b in geo_boxes(entity):
+            for column, cell in zip(self.geo, (rid, b.name, b.dataset_id, b.min_x, b.max_x,
+                                               b.min_y, b.max_y), strict=True):
+                column.append(cell)
+
+    async def write(self, conn: asyncpg.Connection, tenant: str) -> None:
+        await conn.execute(_PUT_DERIVED, tenant, *self.types, *self.scopes, *self.attrs,
+                           *self.geo)
+
+
+_PUT_DERIVED = ("SELECT cetate_put_derived($1, " + ", ".join(
+    f"${n}::{t}[]" for n, t in enumerate(
+        ["bigint", "text", "bigint", "text",
+         "bigint", "text", "text", "text", "float8", "text", "int", "text", "text", "jsonb",
+         "text", "text", "text", "int",
+         "bigint", "text", "text", "float8", "float8", "float8", "float8"], start=2)) + ")")
+
+
+# Distinct values by skip-scan (as on SQLite): one index seek per distinct value, so the cost
+# grows with the number of types or names, not of rows.
+_DISTINCT_TYPES = """
+WITH RECURSIVE seen(v) AS (
+    SELECT min(type) FROM entity_types WHERE tenant = $1
+    UNION ALL
+    SELECT (SELECT min(type) FROM entity_types WHERE tenant = $1 AND type > seen.v)
+      FROM seen WHERE seen.v IS NOT NULL)
+SELECT v FROM seen WHERE v IS NOT NULL"""
+_DISTINCT_ATTRS = """
+WITH RECURSIVE seen(v) AS (
+    SELECT min(name) FROM attrs WHERE tenant = $1 AND depth = 0
+    UNION ALL
+    SELECT (SELECT min(name) FROM attrs WHERE tenant = $1 AND depth = 0 AND name > seen.v)
+      FROM seen WHERE seen.v IS NOT NULL)
+SELECT v FROM seen WHERE v IS NOT NULL"""
+_TYPE_ATTRIBUTES = """
+SELECT a.name, a.kind, count(*) FROM entity_types t JOIN attrs a ON a.rid = t.rid
+ WHERE t.tenant = $1 AND t.type = $2 AND a.depth = 0
+ GROUP BY a.name, a.kind ORDER BY a.name, a.kind"""
+_ATTRIBUTE_TYPES = """
+SELECT DISTINCT t.type FROM attrs a JOIN entity_types t ON t.rid = a.rid
+ WHERE a.tenant = $1 AND a.depth = 0 AND a.name = $2 ORDER BY t.type"""
+
+
+async def _column(conn: asyncpg.Connection, sql: str, tenant: str) -> list[str]:
+    return [r[0] for r in await conn.fetch(sql, tenant)]
+
+
+def _summaries(rows: Sequence[asyncpg.Record]) -> tuple[AttributeSummary, ...]:
+    """(name, kind, count) rows, sorted by name, as one AttributeSummary per name."""
+    merged: dict[str, tuple[int, list[str]]] = {}
+    for name, kind, count in rows:
+        total, kinds = merged.get(name, (0, []))
+        merged[name] = (total + count, [*kinds, kind])
+    return tuple(AttributeSummary(name, total, tuple(kinds))
+                 for name, (total, kinds) in merged.items())
 
 
 def _geo_hit(query: GeoQuery, entity: Entity) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.entities.clock import normalize_datetime
 from broker.errors import BadRequestData
 from broker.query.geo import bbox_prefilter
 from broker.query.qlang import (
@@ -30,6 +29,7 @@ from broker.query.qlang import (
     Range,
     Uri,
     ValueList,
+    temporal_key,
 )
 from broker.query.scopeq import (
     ANY_LEVEL,
@@ -41,7 +41,7 @@ from broker.query.scopeq import (
     regex,
 )
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
-from broker.store.protocol import EntityQuery
+from broker.store.protocol import EntityQuery, EntitySelector
 from broker.store.rows import attr_path
 
 
@@ -71,6 +71,17 @@ def _types(expr: TypeExpr, tenant: str, p: Params) -> str:
     return "(" + joiner.join(_types(item, tenant, p) for item in expr.items) + ")"
 
 
+def _selector(selector: EntitySelector, tenant: str, p: Params) -> str:
+    clauses: list[str] = []
+    if selector.id is not None:
+        clauses.append(f"e.id = {p(selector.id)}")
+    if selector.id_pattern is not None:
+        clauses.append(f"e.id ~ {p(selector.id_pattern)}")
+    if selector.types is not None:
+        clauses.append(_types(selector.types, tenant, p))
+    return "(" + (" AND ".join(clauses) or "true") + ")"
+
+
 def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
     p = Params()
     clauses: list[str] = [f"e.tenant = {p(tenant)}"]
@@ -80,12 +91,15 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
         clauses.append(f"e.id ~ {p(query.id_pattern)}")
     if query.types is not None:
         clauses.append(_types(query.types, tenant, p))
+    if query.selectors:
+        clauses.append("(" + " OR ".join(_selector(sel, tenant, p)
+                                          for sel in query.selectors) + ")")
     if query.attrs:
         clauses.append(f"e.rid IN (SELECT rid FROM attrs WHERE tenant = {p(tenant)} "
                        f"AND name = ANY({p(sorted(query.attrs), '::text[]')}))")
     if query.q is not None:
         clauses.append(compile_q(query.q, tenant, p))
-    if getattr(query, "scope_q", None) is not None:
+    if query.scope_q is not None:
         clauses.append(compile_scopeq(query.scope_q, tenant, p))
     if query.geo is not None:
         box = bbox_prefilter(query.geo)
@@ -101,106 +115,132 @@ def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
 
 
 # -- the q language -----------------------------------------------------------------------------
+#
+# As in sqlite_query (read its comment first): each comparison is "an attribute row with this
+# name where the target matches"; the target is the instance's value columns ("row"), one member
+# column ("member"), or elements `v` of a JSON value ("element": an array's elements, the
+# strings of a languageMap, what a key path reaches); literals compare only with values of
+# their own JSON type; date-time literals compare as instants through the SQL functions of
+# migrations/postgresql (q_temporal, q_seconds), which give qlang.temporal_key's keys.
 
-# SQL comparison for each q operator; != is "exists and not ==" (clause 4.9), built separately.
-_SQL_OPS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<="}
-_MEMBER_COLUMNS = {"observedAt": "observed_at", "datasetId": "dataset_id"}
+_SQL_OPS = {"==": "=", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "~=": "~"}
+_NEGATED = {"!=": "==", "!~=": "~="}
+
+_MEMBER_COLUMNS = {"observedAt": "observed_at", "createdAt": "created_at",
+                   "modifiedAt": "modified_at", "unitCode": "unit_code",
+                   "datasetId": "(CASE WHEN depth = 0 THEN nullif(dataset_id, '') END)"}
+_ELEMENT_TEXT = "(v #>> '{}') COLLATE \"C\""
 
 
 @dataclass(frozen=True)
-class _Json:
-    """A member inside a JSON value (`attr[key.key]`): a jsonb expression."""
-
-    expr: str
-
-    def as_text(self) -> str:
-        return f"(CASE WHEN jsonb_typeof({self.expr}) = 'string' THEN {self.expr} #>> '{{}}' END)"
-
-    def as_number(self) -> str:
-        # SQLite's json_extract gives true/false as 1/0, which compare with numbers.
-        return (f"(CASE jsonb_typeof({self.expr}) WHEN 'number' THEN ({self.expr})::float8 "
-                f"WHEN 'boolean' THEN ({self.expr})::boolean::int END)")
+class _Target:
+    source: str  # "row" | "member" | "element"
+    column: str = ""
 
 
-Column = str | _Json | None  # None: the attribute's value itself
+_ROW = _Target("row")
+_ELEMENT = _Target("element")
 
 
-def _literal(value: Any) -> Any:
-    return value.text if isinstance(value, (DateTime, Uri)) else value
+def _temporal(literal: DateTime, sql_op: str, columns: list[str], p: Params) -> str:
+    key = temporal_key(literal.kind, literal.text)
+    if key is None:
+        return "false"
+    if literal.kind == "time":
+        bound = p(float(key), "::float8")
+        return " OR ".join(f"q_seconds({c}) {sql_op} {bound}" for c in columns)
+    kind, bound = p(literal.kind, "::text"), p(key, "::text")
+    return " OR ".join(f"q_temporal({kind}, {c}) COLLATE \"C\" {sql_op} {bound}"
+                       for c in columns)
 
 
-def _typed(value: Any, op: str, column: Column, p: Params) -> str:
-    """A condition on one attribute row comparing it with one scalar literal."""
+def _literal(target: _Target, literal: Any, op: str, p: Params) -> str:
+    """A condition comparing one target with one scalar literal."""
     sql_op = _SQL_OPS[op]
-    literal = _literal(value)
-    if isinstance(column, _Json):
-        if isinstance(literal, bool | int | float):
-            return f"{column.as_number()} {sql_op} {p(float(literal), '::float8')}"
-        return f"{column.as_text()} {sql_op} {p(literal, '::text')}"
-    if column is not None:
-        if isinstance(value, DateTime) and column == "observed_at":
-            literal = normalize_datetime(value.text, "q")
-        if isinstance(literal, bool):
-            literal = int(literal)
-        # SQLite gives a number compared with a TEXT column that column's affinity: as text.
-        return f"{column} {sql_op} {p(str(literal), '::text')}"
-    if isinstance(value, bool):
-        return f"value_bool {sql_op} {p(int(value), '::int')}"
-    if isinstance(value, (int, float)):
-        return f"value_num {sql_op} {p(float(value), '::float8')}"
-    text = p(literal, "::text")
-    cond = f"value_text {sql_op} {text} OR object {sql_op} {text}"
-    if op == "==":  # an element of a list value (valueList, objectList, JSON array) matches too
-        cond += (f" OR value_json @> to_jsonb({text}) OR (jsonb_typeof(value_json) = 'object' "
-                 f"AND jsonb_path_exists(value_json, 'strict $.* ? (@ == $v)', "
-                 f"jsonb_build_object('v', {text})))")
-    return f"({cond})"
+    if isinstance(literal, DateTime):
+        columns = {"row": ["value_text", "object"], "member": [target.column],
+                   "element": ["(v #>> '{}')"]}[target.source]
+        guard = "jsonb_typeof(v) = 'string' AND " if target.source == "element" else ""
+        return f"({guard}({_temporal(literal, sql_op, columns, p)}))"
+    if isinstance(literal, bool):  # before int: a bool is an int in Python
+        if target.source == "member":
+            return "false"
+        if target.source == "element":  # as SQLite's j.type = 'true' | 'false'
+            return f"v = '{'true' if literal else 'false'}'::jsonb"
+        return f"value_bool {sql_op} {p(int(literal), '::int')}"
+    if isinstance(literal, (int, float)):
+        if target.source == "member":
+            return "false"
+        if target.source == "element":
+            # CASE, not AND: PostgreSQL may evaluate the cast before the type test.
+            return (f"(CASE WHEN jsonb_typeof(v) = 'number' THEN (v)::float8 END) {sql_op} "
+                    f"{p(literal, '::float8')}")
+        return f"value_num {sql_op} {p(literal, '::float8')}"
+    text = literal.text if isinstance(literal, Uri) else literal
+    if target.source == "member":
+        return f"{target.column} {sql_op} {p(text, '::text')}"
+    if target.source == "element":
+        return f"(jsonb_typeof(v) = 'string' AND {_ELEMENT_TEXT} {sql_op} {p(text, '::text')})"
+    bound = p(text, "::text")
+    return f"(value_text {sql_op} {bound} OR object {sql_op} {bound})"
 
 
-def _equality(value: Any, column: Column, p: Params) -> str:
+def _value(target: _Target, value: Any, op: str, p: Params) -> str:
+    """A condition on one target for a whole q value: a literal, a range or a value list."""
     if isinstance(value, ValueList):
-        return "(" + " OR ".join(_typed(v, "==", column, p) for v in value.values) + ")"
-    if isinstance(value, Range):
-        return f"({_typed(value.low, '>=', column, p)} AND {_typed(value.high, '<=', column, p)})"
-    if isinstance(value, (And, Or, Compare, Exists)):
+        return "(" + " OR ".join(_literal(target, v, op, p) for v in value.values) + ")"
+    if isinstance(value, Range):  # both ends on the same element
+        if op != "==":
+            raise BadRequestData(f"q: {op} takes a single value")
+        return (f"({_literal(target, value.low, '>=', p)} AND "
+                f"{_literal(target, value.high, '<=', p)})")
+    if isinstance(value, ValueList | And | Or | Compare | Exists):
         raise BadRequestData("q: a value cannot be a query")
-    return _typed(value, "==", column, p)
+    return _literal(target, value, op, p)
 
 
-def _column(path: Path) -> Column:
+def _json_at(keys: tuple[str, ...]) -> str:
+    """value_json #> '{k1,k2}': what a key path reaches (a literal, so that every use of it
+    is the same expression)."""
+    array = "{" + ",".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           for k in keys) + "}"
+    return "(value_json #> '" + array.replace("'", "''") + "'::text[])"
+
+
+def _matches(path: Path, op: str, value: Any, p: Params) -> str:
+    """The positive test (==, ~=, >...) on one attribute row."""
+    if path.member is not None:
+        return _value(_Target("member", _MEMBER_COLUMNS[path.member]), value, op, p)
+    elements = _value(_ELEMENT, value, op, p)  # placeholders may repeat: built once
     if path.keys:
-        keys = "{" + ",".join('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                              for k in path.keys) + "}"
-        # A literal, not a parameter, so that existence and comparison share the expression.
-        return _Json(f"(value_json #> '{keys.replace(chr(39), chr(39) * 2)}'::text[])")
-    if path.member is None:
-        return None
-    column = _MEMBER_COLUMNS.get(path.member)
-    if column is None:
-        raise BadRequestData(f"q on the {path.member} of an attribute is not supported yet")
-    return column
+        at = _json_at(path.keys)
+        return (f"(jsonb_typeof({at}) <> 'object' AND EXISTS (SELECT 1 FROM q_elements({at}) v "
+                f"WHERE {elements}))")
+    scalar = _value(_ROW, value, op, p)
+    return (f"({scalar} OR (jsonb_typeof(value_json) = 'array' AND EXISTS (SELECT 1 FROM "
+            f"q_elements(value_json) v WHERE {elements})) OR (kind = 'LanguageProperty' AND "
+            f"EXISTS (SELECT 1 FROM jsonb_path_query(value_json, 'strict $.**') v "
+            f"WHERE {elements})))")
 
 
-def _text_of(column: Column) -> str:
-    if isinstance(column, _Json):
-        return column.as_text()
-    return column or "value_text"
+def _present(path: Path) -> str:
+    """Whether the path reaches something in the row (for !=, !~= and existence)."""
+    if path.member is not None:
+        return f"{_MEMBER_COLUMNS[path.member]} IS NOT NULL"
+    if path.keys:
+        return f"{_json_at(path.keys)} IS NOT NULL"
+    return "true"
 
 
 def _row_condition(node: Compare, p: Params) -> str:
-    col = _column(node.path)
-    if node.op in ("~=", "!~="):
-        target = _text_of(col)
-        if node.op == "~=":
-            return f"{target} ~ {p(node.value, '::text')}"
-        return f"{target} IS NOT NULL AND NOT ({target} ~ {p(node.value, '::text')})"
-    if node.op == "!=":
-        return f"NOT coalesce(({_equality(node.value, col, p)}), false)"
-    if node.op == "==":
-        return _equality(node.value, col, p)
-    if isinstance(node.value, (Range, ValueList)):
+    if node.op in (">", ">=", "<", "<=") and isinstance(node.value, (Range, ValueList)):
         raise BadRequestData(f"q: {node.op} takes a single value")
-    return _typed(node.value, node.op, col, p)
+    positive = _NEGATED.get(node.op)
+    if positive is None:
+        return _matches(node.path, node.op, node.value, p)
+    # Clause 4.9: != (and !~=) holds on an instance whose target exists and does not match.
+    cond = _matches(node.path, positive, node.value, p)
+    return f"{_present(node.path)} AND NOT coalesce({cond}, false)"
 
 
 def _row_name(path: Path) -> str:
@@ -214,11 +254,9 @@ def compile_q(node: Node, tenant: str, p: Params) -> str:
         return "(" + joiner.join(compile_q(i, tenant, p) for i in node.items) + ")"
     rows = f"SELECT rid FROM attrs WHERE tenant = {p(tenant)} AND name = {p(_row_name(node.path))}"
     if isinstance(node, Exists):
-        column = _column(node.path)
-        if isinstance(column, _Json):
-            rows += f" AND jsonb_typeof({column.expr}) <> 'null'"
-        elif column is not None:
-            rows += f" AND {column} IS NOT NULL"
+        present = _present(node.path)
+        if present != "true":
+            rows += f" AND {present}"
         return f"e.rid {'NOT IN' if node.negated else 'IN'} ({rows})"
     return f"e.rid IN ({rows} AND {_row_condition(node, p)})"
 

@@ -132,7 +132,7 @@ async def test_workers_share_one_port(postgres_url: str) -> None:
     replica = Replica(postgres_url, "--workers", "2")
     try:
         replica.wait_ready()
-        async with httpx.AsyncClient(base_url=replica.url, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=replica.url, timeout=30) as http:
             created = await asyncio.gather(*(http.post(ENTITIES, json=lamp(n))
                                              for n in range(30)))
             assert {r.status_code for r in created} == {201}

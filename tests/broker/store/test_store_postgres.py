@@ -131,6 +131,43 @@ async def test_batches_in_opposite_orders_do_not_fail(pg: PostgresStore) -> None
     assert count_of(await pg.get_entity("", lamp_id(2))) == 20
 
 
+async def test_a_change_the_database_refuses_fails_alone(pg: PostgresStore) -> None:
+    """The batch's fast path fails as a whole; the batch then runs change by change."""
+    broken = {**lamp(2), "type": [None]}  # NOT NULL refuses it, after the entity row went in
+    results = await pg.apply_many("lugoj", [(lamp_id(1), put(lamp(1))),
+                                            (lamp_id(2), put(broken)),
+                                            (lamp_id(3), put(lamp(3))),
+                                            (lamp_id(1), increment)])
+    assert results[0] == "created" and results[2] == "created" and results[3] == 2
+    assert isinstance(results[1], asyncpg.NotNullViolationError)
+    assert await pg.read_sql("SELECT id FROM entities WHERE tenant = 'lugoj' ORDER BY rid") == [
+        (lamp_id(1),), (lamp_id(3),)]
+    with pytest.raises(asyncpg.NotNullViolationError):
+        await pg.apply("arad", lamp_id(2), put(broken))
+    assert not await pg.tenant_exists("arad")
+    assert await pg.read_sql("SELECT count(*) FROM attrs WHERE tenant = 'arad'") == [(0,)]
+
+
+async def test_batch_and_single_creates_race(pg: PostgresStore, postgres_url: str) -> None:
+    other = PostgresStore(postgres_url)
+    await other.open()
+    try:
+        for round_ in range(5):
+            ids = [lamp_id(round_ * 100 + n) for n in range(20)]
+            batch, *singles = await asyncio.gather(
+                pg.apply_many("", [(i, put(lamp(int(i.rsplit(":", 1)[1])))) for i in ids]),
+                *(other.apply("", i, put(lamp(int(i.rsplit(":", 1)[1])))) for i in ids[::3]),
+                return_exceptions=True)
+            assert isinstance(batch, list)
+            outcomes = dict(zip(ids, batch, strict=True))
+            for i, single in zip(ids[::3], singles, strict=True):
+                # Exactly one of the two creates of each entity won.
+                assert (single == "created") != (outcomes[i] == "created")
+            assert len(await pg.get_entities("", ids)) == 20
+    finally:
+        await other.close()
+
+
 async def test_racing_creates_one_wins(pg: PostgresStore, postgres_url: str) -> None:
     other = PostgresStore(postgres_url)
     await other.open()

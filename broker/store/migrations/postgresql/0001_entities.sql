@@ -57,12 +57,18 @@ CREATE TABLE attrs (
     value_bool  INTEGER,  -- 0/1 as in SQLite, so literals bind the same on both engines
     object      TEXT COLLATE "C",
     observed_at TEXT COLLATE "C",
-    value_json  JSONB
+    value_json  JSONB,
+    created_at  TEXT COLLATE "C",  -- the instance's system timestamps, when it has them
+    modified_at TEXT COLLATE "C",
+    unit_code   TEXT COLLATE "C",
+    depth       INTEGER NOT NULL DEFAULT 0  -- 0: an attribute; 1+: a sub-attribute
 );
 CREATE INDEX attrs_by_entity ON attrs (rid);
 CREATE INDEX attrs_by_num ON attrs (tenant, name, value_num);
 CREATE INDEX attrs_by_text ON attrs (tenant, name, value_text);
 CREATE INDEX attrs_by_object ON attrs (tenant, name, object);
+-- Discovery (/types, /attributes): names, kinds and counts per tenant from this index alone.
+CREATE INDEX attrs_by_kind ON attrs (tenant, depth, name, kind);
 
 -- One row per GeoProperty instance with its bounding box as a PostGIS geometry under a GiST
 -- index: geo-queries prefilter with `&&` here and geo_eval decides exactly on the candidates,
@@ -98,3 +104,110 @@ CREATE TABLE leases (
     expires_at  TIMESTAMPTZ NOT NULL,
     token       BIGINT NOT NULL DEFAULT 1
 );
+
+-- The q language's date-time literals compare as instants (broker/query/qlang.py temporal_key,
+-- which SQLite registers as the function q_temporal): these read text as Python's
+-- datetime.fromisoformat does (extended format; no offset means UTC; fractions beyond
+-- microseconds cut, not rounded) and give the same keys, or NULL for what is not one.
+CREATE FUNCTION q_instant(t text) RETURNS timestamp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    m text[];
+    digits text;
+    moment timestamp;
+BEGIN
+    m := regexp_match(t, '^(\d{4})-(\d{2})-(\d{2})(?:.(\d{2})(?::(\d{2})(?::(\d{2})'
+                         '(?:[.,](\d+))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$');
+    IF m IS NULL THEN
+        RETURN NULL;
+    END IF;
+    moment := make_timestamp(m[1]::int, m[2]::int, m[3]::int, coalesce(m[4], '0')::int,
+                             coalesce(m[5], '0')::int, coalesce(m[6], '0')::int
+                             + coalesce(('0.' || left(m[7], 6))::float8, 0));
+    IF m[8] IS NOT NULL AND m[8] <> 'Z' THEN
+        digits := replace(substr(m[8], 2), ':', '');
+        moment := moment - (CASE left(m[8], 1) WHEN '-' THEN -1 ELSE 1 END)
+                  * make_interval(hours => left(digits, 2)::int,
+                                  mins => coalesce(nullif(substr(digits, 3, 2), ''), '0')::int);
+    END IF;
+    RETURN moment;
+EXCEPTION WHEN others THEN  -- an impossible date or time (2026-02-30, 25:00)
+    RETURN NULL;
+END $$;
+
+-- Keys of kind 'datetime' (UTC, microseconds, fixed width: text order is time order) and
+-- 'date' (the UTC date), as temporal_key gives them.
+CREATE FUNCTION q_temporal(kind text, t text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN kind = 'datetime' THEN to_char(q_instant(t), 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        WHEN kind = 'date' AND length(t) = 10 THEN
+            CASE WHEN t ~ '^\d{4}-\d{2}-\d{2}$' THEN to_char(q_instant(t), 'YYYY-MM-DD') END
+        WHEN kind = 'date' THEN to_char(q_instant(t), 'YYYY-MM-DD')
+    END
+$$;
+
+-- Keys of kind 'time': seconds from midnight UTC (a time with an offset is moved by it; a
+-- date-time gives its UTC time of day), as temporal_key gives them.
+CREATE FUNCTION q_seconds(t text) RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    m text[];
+    digits text;
+    seconds double precision;
+BEGIN
+    IF strpos(t, 'T') > 0 THEN
+        RETURN extract(epoch FROM q_instant(t)::time);
+    END IF;
+    m := regexp_match(t, '^(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?'
+                         '(Z|[+-]\d{2}(?::?\d{2})?)?$');
+    IF m IS NULL OR m[1]::int > 23 OR coalesce(m[2], '0')::int > 59
+            OR coalesce(m[3], '0')::int > 59 THEN
+        RETURN NULL;
+    END IF;
+    seconds := m[1]::int * 3600 + coalesce(m[2], '0')::int * 60 + coalesce(m[3], '0')::int
+               + coalesce(('0.' || left(m[4], 6))::float8, 0);
+    IF m[5] IS NOT NULL AND m[5] <> 'Z' THEN
+        digits := replace(substr(m[5], 2), ':', '');
+        seconds := seconds - (CASE left(m[5], 1) WHEN '-' THEN -1 ELSE 1 END)
+                   * (left(digits, 2)::int * 3600
+                      + coalesce(nullif(substr(digits, 3, 2), ''), '0')::int * 60);
+    END IF;
+    RETURN seconds;
+END $$;
+
+-- What SQLite's json_each gives for a value: an array's elements, a scalar itself; an object
+-- (or nothing) gives no rows here, as the q compiler never looks into objects this way.
+CREATE FUNCTION q_elements(j jsonb) RETURNS SETOF jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT e FROM jsonb_array_elements(CASE WHEN jsonb_typeof(j) = 'array' THEN j END) e
+    UNION ALL
+    SELECT j WHERE jsonb_typeof(j) NOT IN ('array', 'object')
+$$;
+
+-- The derived rows of a group of written entities, in one call (one round trip per write or
+-- per batch, however many rows): each argument is one column, every row's `rid` given.
+CREATE FUNCTION cetate_put_derived(
+    p_tenant text,
+    type_rid bigint[], type_name text[],
+    scope_rid bigint[], scope_name text[],
+    a_rid bigint[], a_name text[], a_dataset text[], a_kind text[], a_num float8[],
+    a_text text[], a_bool int[], a_object text[], a_observed text[], a_json jsonb[],
+    a_created text[], a_modified text[], a_unit text[], a_depth int[],
+    g_rid bigint[], g_name text[], g_dataset text[],
+    g_x0 float8[], g_x1 float8[], g_y0 float8[], g_y1 float8[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO entity_types (rid, tenant, type)
+    SELECT r, p_tenant, n FROM unnest(type_rid, type_name) AS u(r, n);
+    INSERT INTO entity_scopes (rid, tenant, scope)
+    SELECT r, p_tenant, s FROM unnest(scope_rid, scope_name) AS u(r, s);
+    INSERT INTO attrs (rid, tenant, name, dataset_id, kind, value_num, value_text, value_bool,
+                       object, observed_at, value_json, created_at, modified_at, unit_code, depth)
+    SELECT r, p_tenant, n, d, k, num, txt, b, o, obs, j, c, m, unit, dep
+    FROM unnest(a_rid, a_name, a_dataset, a_kind, a_num, a_text, a_bool, a_object, a_observed,
+                a_json, a_created, a_modified, a_unit, a_depth)
+         AS u(r, n, d, k, num, txt, b, o, obs, j, c, m, unit, dep);
+    INSERT INTO geo_index (rid, tenant, name, dataset_id, bbox)
+    SELECT r, p_tenant, n, d, ST_MakeEnvelope(x0, y0, x1, y1, 4326)
+    FROM unnest(g_rid, g_name, g_dataset, g_x0, g_x1, g_y0, g_y1) AS u(r, n, d, x0, x1, y0, y1);
+$$;
