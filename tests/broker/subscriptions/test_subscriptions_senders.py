@@ -4,6 +4,8 @@ local Mosquitto (subscribed to with the same MQTT client library)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +14,10 @@ import aiomqtt
 import orjson
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from broker.errors import BadRequestData
 from broker.ld.netpolicy import AddressPolicy
@@ -253,3 +259,51 @@ async def test_http_endpoint_timeout_beyond_the_default(receiver: Receiver) -> N
     finally:
         await sender.aclose()
     assert result.outcome is Outcome.DELIVERED
+
+
+# -- HTTPS: the connection goes to the checked address, TLS still checks the name ----------
+
+def _self_signed(tmp: Any) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_https_pinned_address_keeps_the_name_for_tls(tmp_path: Any) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client_ctx = ssl.create_default_context(cafile=cert)
+    sender = HttpSender(LOOPBACK, timeout=3.0, verify=client_ctx)
+    try:
+        ok = await sender.send(outgoing(f"https://localhost:{port}/n"))
+        # The certificate names localhost, not the address: TLS refuses the IP literal.
+        wrong = await sender.send(outgoing(f"https://127.0.0.1:{port}/n"))
+    finally:
+        await sender.aclose()
+        await runner.cleanup()
+    assert ok.outcome is Outcome.DELIVERED, ok.detail
+    assert rec.received[0].headers["Host"] == f"localhost:{port}"
+    assert wrong.outcome is Outcome.RETRY and len(rec.received) == 1
