@@ -85,7 +85,9 @@ def plan_notifications(subscriptions: SubscriptionIndex | Iterable[Subscription]
     (an index, so that only the candidates of each change are evaluated, or any iterable).
     `link` gives the @context URL of a JSON notification's Link header (for an inline
     @context, the broker's hosted copy); `last_notified` maps subscription ids to the time of
-    their last notification, for throttling."""
+    their last notification, for throttling: pass the due time of the subscription's latest
+    outbox row when one is pending (else its last delivery), so that a burst of writes is
+    spread one notification per throttling window instead of all leaving together."""
     entries: list[OutboxEntry] = []
     notified_at = instant(now)
     for sub, matches in _matches(subscriptions, changes, terms):
