@@ -6,7 +6,8 @@ Loads N entities of 10 types (six properties, one of them with two datasetId ins
 relationship, one GeoProperty each) straight through the store's apply_many (timed), starts a
 real broker on that file, and measures with a fixed number of concurrent clients:
 query by type and two q conditions, by type and relationship object, geo near with
-maxDistance, and batch upsert throughput. Prints requests/s, p50/p95, the ratio to the
+maxDistance, discovery (/types, /types/{type}, /attributes/{id}, /types?details=true), and
+batch upsert throughput. Prints requests/s, p50/p95, the ratio to the
 baseline measured in the same run, and the SQLite query plan of each query workload.
 """
 
@@ -215,12 +216,27 @@ async def run(entities: int, clients: int, total: int, batches: int) -> list[str
                 await drive("geo near 300 m", broker_url, getter(geo_near), clients=clients,
                             total=total),
             ]
+            discovery = [
+                await drive("discovery /types", broker_url,
+                            getter(lambda i: "/ngsi-ld/v1/types"), clients=clients,
+                            total=max(10, total // 10)),
+                await drive("discovery /types/{type}", broker_url,
+                            getter(lambda i: f"/ngsi-ld/v1/types/{type_name(i % TYPES)}"),
+                            clients=clients, total=max(10, total // 10)),
+                await drive("discovery /attributes/{id}", broker_url,
+                            getter(lambda i: "/ngsi-ld/v1/attributes/refGroup"),
+                            clients=clients, total=max(10, total // 20)),
+                await drive("discovery /types?details", broker_url,
+                            getter(lambda i: "/ngsi-ld/v1/types?details=true"),
+                            clients=clients, total=max(10, total // 50)),
+            ]
             ups = await drive(f"batch upsert ({BATCH}/request)", broker_url, upsert,
                               clients=clients, total=batches)
             lines.append(f"sqlite, {entities} entities, {clients} concurrent clients, "
                          f"{total} requests per query workload, {batches} upserts")
             lines.append(ref.line())
             lines.extend(r.line(ref) for r in results)
+            lines.extend(r.line(ref) for r in discovery)
             lines.append(ups.line(ref))
             lines.append(f"batch upsert throughput: {ups.rps * BATCH:.0f} entities/s")
         finally:

@@ -17,6 +17,7 @@ from broker.query.qlang import (
     DateTime,
     Exists,
     Node,
+    NotExists,
     Or,
     Path,
     Range,
@@ -45,11 +46,14 @@ class CompiledQuery:
     exact_geo: bool  # candidates still need geo_matches; paginate after it
 
 
-def _types(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
+def _types(expr: TypeExpr, tenant: str, probe: bool = False) -> tuple[str, list[Any]]:
     if isinstance(expr, TypeName):
+        if probe:
+            return ("EXISTS (SELECT 1 FROM entity_types t WHERE t.rid = e.rid AND t.type = ?)",
+                    [expr.name])
         return ("e.rid IN (SELECT rid FROM entity_types WHERE tenant = ? AND type = ?)",
                 [tenant, expr.name])
-    parts = [_types(item, tenant) for item in expr.items]
+    parts = [_types(item, tenant, probe) for item in expr.items]
     joiner = " AND " if isinstance(expr, AllOf) else " OR "
     return ("(" + joiner.join(p[0] for p in parts) + ")",
             [param for p in parts for param in p[1]])
@@ -65,63 +69,122 @@ def _selector(selector: EntitySelector, tenant: str) -> tuple[str, list[Any]]:
         clauses.append("e.id REGEXP ?")
         params.append(selector.id_pattern)
     if selector.types is not None:
-        sql, more = _types(selector.types, tenant)
+        sql, more = _types(selector.types, tenant, probe=True)
         clauses.append(sql)
         params.extend(more)
     return "(" + (" AND ".join(clauses) or "1") + ")", params
 
 
-def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
-    # Every rid subquery filters by tenant already. When one of them can drive the query, the
-    # tenant term on `e` is kept out of the planner's reach ("+"), or SQLite (without ANALYZE
-    # statistics) would walk every entity of the tenant and probe the subqueries for each.
-    drivable = not query.ids and not query.selectors and (
-        query.types is not None or bool(query.attrs) or query.q is not None
-        or query.scope_q is not None or query.geo is not None)
-    clauses: list[str] = ["+e.tenant = ?" if drivable else "e.tenant = ?"]
-    params: list[Any] = [tenant]
+# -- choosing the driver ----------------------------------------------------------------------
+#
+# SQLite has no statistics here, so the compiler picks which condition drives the query: that
+# one becomes `e.rid IN (an index range)`, walked in rid order (so ORDER BY rid LIMIT n stops
+# after n matches), and every other condition a probe, `EXISTS (... WHERE rid = e.rid ...)`,
+# one index lookup per candidate. Materialising a broad condition (level>100: most rows of the
+# attribute) as a second IN list cost seconds at 100,000 entities. The order of preference is
+# a guess at selectivity: ids, a relationship's object, a geo box, scopes, types, another
+# equality, then the rest.
+_IDS, _GEO, _SCOPE, _TYPES, _ALL_Q, _ATTRS = "ids", "geo", "scope", "types", "q", "attrs"
+
+
+def _top_leaves(node: Node | None) -> list[Node]:
+    """The conditions every match must meet on its own (the items of a top-level AND)."""
+    if node is None or isinstance(node, Or):
+        return []
+    items = node.items if isinstance(node, And) else (node,)
+    return [i for i in items if isinstance(i, Compare | Exists) and not isinstance(i, NotExists)]
+
+
+def _is_equality(node: Node, literal: type | tuple[type, ...] = object) -> bool:
+    if not isinstance(node, Compare) or node.op != "==" or node.path.member is not None:
+        return False
+    values = node.value.values if isinstance(node.value, ValueList) else (node.value,)
+    return not isinstance(node.value, Range) and all(isinstance(v, literal) for v in values)
+
+
+def _driver(query: EntityQuery) -> Any:
     if query.ids:
-        clauses.append(f"e.id IN ({','.join('?' * len(query.ids))})")
-        params.extend(query.ids)
-    if query.id_pattern is not None:
-        clauses.append("e.id REGEXP ?")
-        params.append(query.id_pattern)
+        return _IDS
+    leaves = _top_leaves(query.q)
+    relationship = next((leaf for leaf in leaves if _is_equality(leaf, Uri)), None)
+    if relationship is not None:
+        return relationship
+    if query.geo is not None and bbox_prefilter(query.geo) is not None:
+        return _GEO
+    if query.scope_q is not None:
+        return _SCOPE
     if query.types is not None:
-        sql, more = _types(query.types, tenant)
+        return _TYPES
+    equality = next((leaf for leaf in leaves if _is_equality(leaf)), None)
+    if equality is not None or leaves:
+        return equality or leaves[0]
+    if isinstance(query.q, Or):
+        return _ALL_Q
+    if query.attrs:
+        return _ATTRS
+    return _GEO if query.geo is not None else None
+
+
+def compile_where(tenant: str, query: EntityQuery) -> CompiledQuery:
+    driver = _driver(query)
+    # Every subquery and probe is confined to the tenant already (rids are per tenant). With a
+    # driver, the tenant term on `e` is kept out of the planner's reach ("+"), or SQLite would
+    # walk every entity of the tenant instead.
+    scan = driver is None or driver == _IDS or bool(query.selectors)
+    clauses: list[str] = ["e.tenant = ?" if scan else "+e.tenant = ?"]
+    params: list[Any] = [tenant]
+
+    def add(sql: str, more: list[Any]) -> None:
         clauses.append(sql)
         params.extend(more)
+
+    if query.ids:
+        add(f"e.id IN ({','.join('?' * len(query.ids))})", list(query.ids))
+    if query.id_pattern is not None:
+        add("e.id REGEXP ?", [query.id_pattern])
+    if query.types is not None:
+        add(*_types(query.types, tenant, probe=driver != _TYPES))
     if query.selectors:
         parts = [_selector(s, tenant) for s in query.selectors]
-        clauses.append("(" + " OR ".join(p[0] for p in parts) + ")")
-        params.extend(x for p in parts for x in p[1])
+        add("(" + " OR ".join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]])
     if query.attrs:
         marks = ",".join("?" * len(query.attrs))
-        clauses.append(f"e.rid IN (SELECT rid FROM attrs WHERE tenant = ? AND name IN ({marks}))")
-        params.extend([tenant, *sorted(query.attrs)])
-    if query.q is not None:
-        sql, more = compile_q(query.q, tenant)
-        clauses.append(sql)
-        params.extend(more)
-    if query.scope_q is not None:
-        sql, more = compile_scopeq(query.scope_q, tenant)
-        clauses.append(sql)
-        params.extend(more)
-    if query.geo is not None:
-        box = bbox_prefilter(query.geo)
-        if box is None:  # no box to search (e.g. disjoint): every box of the geoproperty
-            sql = ("e.rid IN (SELECT gi.rid FROM geo_index gi WHERE gi.tenant = ? AND "
-                   "gi.name = ?)")
-            params.extend([tenant, query.geo.geoproperty])
+        if driver == _ATTRS:
+            add(f"e.rid IN (SELECT rid FROM attrs WHERE tenant = ? AND name IN ({marks}))",
+                [tenant, *sorted(query.attrs)])
         else:
-            # CROSS JOIN keeps this order: the R*Tree finds the boxes, then each box's owner;
-            # the other way round probes the R*Tree once per GeoProperty of the tenant.
-            sql = ("e.rid IN (SELECT gi.rid FROM geo_boxes gb CROSS JOIN geo_index gi "
-                   "WHERE gb.max_x >= ? AND gb.min_x <= ? AND gb.max_y >= ? AND gb.min_y <= ? "
-                   "AND gi.gid = gb.gid AND gi.tenant = ? AND gi.name = ?)")
-            min_lon, min_lat, max_lon, max_lat = box
-            params.extend([min_lon, max_lon, min_lat, max_lat, tenant, query.geo.geoproperty])
-        clauses.append(sql)
+            add(f"EXISTS (SELECT 1 FROM attrs a WHERE a.rid = e.rid AND a.name IN ({marks}))",
+                sorted(query.attrs))
+    if query.q is not None:
+        add(*compile_q(query.q, tenant, _IN if driver == _ALL_Q else driver))
+    if query.scope_q is not None:
+        add(*compile_scopeq(query.scope_q, tenant, probe=driver != _SCOPE))
+    if query.geo is not None:
+        add(*_geo(query, tenant, probe=driver != _GEO))
     return CompiledQuery(" AND ".join(clauses), tuple(params), query.geo is not None)
+
+
+def _geo(query: EntityQuery, tenant: str, probe: bool) -> tuple[str, list[Any]]:
+    geo = query.geo
+    box = bbox_prefilter(geo)
+    if box is None:  # no box to search (e.g. disjoint): every box of the geoproperty
+        if probe:
+            return ("EXISTS (SELECT 1 FROM geo_index gi WHERE gi.rid = e.rid AND gi.name = ?)",
+                    [geo.geoproperty])
+        return ("e.rid IN (SELECT gi.rid FROM geo_index gi WHERE gi.tenant = ? AND "
+                "gi.name = ?)", [tenant, geo.geoproperty])
+    min_lon, min_lat, max_lon, max_lat = box
+    overlaps = "gb.max_x >= ? AND gb.min_x <= ? AND gb.max_y >= ? AND gb.min_y <= ?"
+    corners = [min_lon, max_lon, min_lat, max_lat]
+    if probe:
+        return (f"EXISTS (SELECT 1 FROM geo_index gi CROSS JOIN geo_boxes gb WHERE gi.rid = e.rid "
+                f"AND gi.name = ? AND gb.gid = gi.gid AND {overlaps})",
+                [geo.geoproperty, *corners])
+    # CROSS JOIN keeps this order: the R*Tree finds the boxes, then each box's owner; the
+    # other way round probes the R*Tree once per GeoProperty of the tenant.
+    return (f"e.rid IN (SELECT gi.rid FROM geo_boxes gb CROSS JOIN geo_index gi WHERE {overlaps} "
+            "AND gi.gid = gb.gid AND gi.tenant = ? AND gi.name = ?)",
+            [*corners, tenant, geo.geoproperty])
 
 
 # -- the q language -----------------------------------------------------------------------------
@@ -207,8 +270,6 @@ def _value(target: _Target, value: Any, op: str) -> tuple[str, list[Any]]:
             raise BadRequestData(f"q: {op} takes a single value")
         low, high = _literal(target, value.low, ">="), _literal(target, value.high, "<=")
         return f"({low[0]} AND {high[0]})", low[1] + high[1]
-    if isinstance(value, ValueList | And | Or | Compare | Exists):
-        raise BadRequestData("q: a value cannot be a query")
     return _literal(target, value, op)
 
 
@@ -294,12 +355,19 @@ def _row_name(path: Path) -> str:
     return attr_path(path.attr, path.sub) if path.sub else path.attr
 
 
-def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
-    """A q AST (names expanded) as a condition on `e`, the entities table."""
+_IN = "in"  # compile_q mode: every condition as an index range (`e.rid IN ...`)
+
+
+def compile_q(node: Node, tenant: str, driver: Any = _IN) -> tuple[str, list[Any]]:
+    """A q AST (names expanded) as a condition on `e`, the entities table. Conditions are
+    index ranges (`e.rid IN`) when `driver` is "in", else probes, except the one leaf that
+    `driver` is (see _driver)."""
     if isinstance(node, (And, Or)):
-        parts = [compile_q(i, tenant) for i in node.items]
+        parts = [compile_q(i, tenant, driver) for i in node.items]
         joiner = " AND " if isinstance(node, And) else " OR "
         return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+    if not (driver == _IN or driver is node):
+        return _probe(node)
     rows = "SELECT rid FROM attrs WHERE tenant = ? AND name = ?"
     params: list[Any] = [tenant, _row_name(node.path)]
     if isinstance(node, Exists):
@@ -322,6 +390,20 @@ def compile_q(node: Node, tenant: str) -> tuple[str, list[Any]]:
     return f"e.rid IN ({rows} AND {cond})", params + more
 
 
+def _probe(node: Exists | Compare) -> tuple[str, list[Any]]:
+    """A q leaf tested on one candidate entity, through attrs_by_entity."""
+    rows = "SELECT 1 FROM attrs a WHERE a.rid = e.rid AND a.name = ?"
+    params: list[Any] = [_row_name(node.path)]
+    if isinstance(node, Exists):
+        present = _present(node.path)
+        if present != "1":
+            rows += f" AND {present}"
+        return f"{'NOT ' if node.negated else ''}EXISTS ({rows})", params
+    _check(node)
+    cond, more = _row_condition(node)
+    return f"EXISTS ({rows} AND {cond})", params + more
+
+
 # -- scopeQ (clause 4.19) -------------------------------------------------------------------
 
 
@@ -340,12 +422,15 @@ def _scope_condition(pattern: Pattern) -> tuple[str, list[Any]]:
     return f"(scope = ? OR {below})", [prefix, *params]
 
 
-def compile_scopeq(node: ScopeNode, tenant: str) -> tuple[str, list[Any]]:
-    """A scopeQ AST as a condition on `e`: each pattern is one indexed subquery."""
+def compile_scopeq(node: ScopeNode, tenant: str, probe: bool = False) -> tuple[str, list[Any]]:
+    """A scopeQ AST as a condition on `e`: each pattern one indexed subquery (or a probe of the
+    candidate's scopes)."""
     if isinstance(node, Pattern):
         cond, params = _scope_condition(node)
+        if probe:
+            return f"EXISTS (SELECT 1 FROM entity_scopes s WHERE s.rid = e.rid AND {cond})", params
         return (f"e.rid IN (SELECT rid FROM entity_scopes WHERE tenant = ? AND {cond})",
                 [tenant, *params])
-    parts = [compile_scopeq(item, tenant) for item in node.items]
+    parts = [compile_scopeq(item, tenant, probe) for item in node.items]
     joiner = " AND " if isinstance(node, ScopeAnd) else " OR "
     return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]

@@ -31,18 +31,30 @@ def near() -> object:
 
 
 CASES = {
+    # The type drives (its rids in order); each q condition is a probe of one candidate.
     "type + two q": (EntityQuery(types=TypeName(D + "T"), q=q('level>5;status=="free"')),
-                     ["entity_types_by_type", "attrs_by_num (tenant=? AND name=? AND value_num>?)",
-                      "attrs_by_text (tenant=? AND name=? AND value_text=?)"]),
+                     ["entity_types_by_type (tenant=? AND type=?)",
+                      "SEARCH a USING INDEX attrs_by_entity (rid=?)"]),
+    # A relationship's object drives; the type is a probe.
     "relationship": (EntityQuery(types=TypeName(D + "T"), q=q("refGroup==urn:ngsi-ld:G:1")),
-                     ["attrs_by_object (tenant=? AND name=? AND object=?)"]),
+                     ["attrs_by_object (tenant=? AND name=? AND object=?)",
+                      "SEARCH t USING PRIMARY KEY (rid=? AND type=?)"]),
+    "q alone": (EntityQuery(q=q("level>5")),
+                ["attrs_by_num (tenant=? AND name=? AND value_num>?)", "attrs_by_json"]),
     "range": (EntityQuery(q=q("level==1..5")),
               ["attrs_by_num (tenant=? AND name=? AND value_num>? AND value_num<?)"]),
+    "or": (EntityQuery(q=q('status=="a"|level==3')),
+           ["attrs_by_text (tenant=? AND name=? AND value_text=?)",
+            "attrs_by_num (tenant=? AND name=? AND value_num=?)"]),
+    # The R*Tree drives, then each box's owner; the type is a probe.
     "geo near": (EntityQuery(types=TypeName(D + "T"), geo=near()),
-                 ["VIRTUAL TABLE INDEX 2:", "gi USING INTEGER PRIMARY KEY"]),
-    "scopeQ": (EntityQuery(scope_q=parse_scopeq("/Craiova/#")), ["entity_scopes_by_scope"]),
-    "ids": (EntityQuery(ids=("urn:a", "urn:b")),
-            ["sqlite_autoindex_entities_1 (tenant=? AND id=?)"]),
+                 ["VIRTUAL TABLE INDEX 2:", "gi USING INTEGER PRIMARY KEY",
+                  "SEARCH t USING PRIMARY KEY (rid=? AND type=?)"]),
+    "scopeQ": (EntityQuery(types=TypeName(D + "T"), scope_q=parse_scopeq("/Craiova/#")),
+               ["entity_scopes_by_scope", "SEARCH t USING PRIMARY KEY (rid=? AND type=?)"]),
+    "ids": (EntityQuery(ids=("urn:a", "urn:b"), q=q("level>5")),
+            ["sqlite_autoindex_entities_1 (tenant=? AND id=?)",
+             "SEARCH a USING INDEX attrs_by_entity (rid=?)"]),
 }
 
 
