@@ -75,18 +75,29 @@ _ENTITY_PREFIX = f"{_V1}/entities/"
 _SLASH_RE = re.compile(r"\{slash[^}]*\}")
 
 
+_ACTION_CACHE: dict[tuple[str, object], str] = {}  # (method, resource) -> action; routes are few
+
+
 def action_of(request: web.Request) -> str:
     """The action name of a request: from the table, else derived from its route template."""
     resource = request.match_info.route.resource
+    key = (request.method, resource)
+    action = _ACTION_CACHE.get(key)
+    if action is None:
+        action = _ACTION_CACHE[key] = _action(request.method, resource)
+    return action
+
+
+def _action(method: str, resource: web.AbstractResource | None) -> str:
     template = _SLASH_RE.sub("", resource.canonical) if resource is not None else ""
     if not template:
         return "unknown-route"
-    action = ACTIONS.get((request.method, template))
+    action = ACTIONS.get((method, template))
     if action is not None:
         return action
     if template.startswith(API + "/"):
         return "audit." + template[len(API) + 1:].replace("/", ".")
-    return f"{request.method.lower()} {template.removeprefix(_V1)}"
+    return f"{method.lower()} {template.removeprefix(_V1)}"
 
 
 def note(request: web.Request, **fields: Any) -> None:
