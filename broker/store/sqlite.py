@@ -370,13 +370,15 @@ class SQLiteStore:
         def run(c: sqlite3.Connection) -> list[AttributeSummary]:
             wanted = sorted(set(names)) if names is not None else _distinct(
                 c, _DISTINCT_ATTRS, tenant)
+            all_types = _distinct(c, _DISTINCT_TYPES, tenant)
             found = []
             for name in wanted:
                 kinds = c.execute("SELECT kind, count(*) FROM attrs WHERE tenant = ? AND "
                                   "depth = 0 AND name = ? GROUP BY kind", (tenant, name)
                                   ).fetchall()
                 if kinds:
-                    types = [t for (t,) in c.execute(_ATTRIBUTE_TYPES, (tenant, name))]
+                    types = [t for t in all_types if c.execute(
+                        _TYPE_HAS_ATTRIBUTE, (tenant, t, name)).fetchone() is not None]
                     found.append(AttributeSummary(name, sum(n for _, n in kinds),
                                                   tuple(k for k, _ in kinds), tuple(types)))
             return found
@@ -477,9 +479,13 @@ _TYPE_ATTRIBUTES = """
     SELECT a.name, a.kind, count(*) FROM entity_types t JOIN attrs a ON a.rid = t.rid
      WHERE t.tenant = ? AND t.type = ? AND a.depth = 0
      GROUP BY a.name, a.kind ORDER BY a.name, a.kind"""
-_ATTRIBUTE_TYPES = """
-    SELECT DISTINCT t.type FROM attrs a JOIN entity_types t ON t.rid = a.rid
-     WHERE a.tenant = ? AND a.depth = 0 AND a.name = ? ORDER BY t.type"""
+# typeNames of an attribute: per entity type, whether one of its entities has the attribute.
+# Where it does (the usual case) the first entity answers; joining every row of the attribute
+# to its types instead costs one lookup per instance.
+_TYPE_HAS_ATTRIBUTE = """
+    SELECT 1 FROM entity_types t CROSS JOIN attrs a
+     WHERE t.tenant = ? AND t.type = ? AND a.rid = t.rid AND a.name = ? AND a.depth = 0
+     LIMIT 1"""
 
 
 def _distinct(c: sqlite3.Connection, sql: str, tenant: str) -> list[str]:
