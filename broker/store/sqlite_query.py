@@ -1,7 +1,10 @@
 """EntityQuery -> SQLite SQL over the derived tables of migrations/sqlite. Pure.
 
-Types use the (tenant, type) index, attribute presence the (tenant, name, ...) indexes, and
-geo-queries the R*Tree of bounding boxes; the exact geometry check happens on the candidates.
+One condition drives the query as an index range (types on (tenant, type), q on the
+(tenant, name, value) indexes, scopeQ on (tenant, scope), geo-queries on the R*Tree of bounding
+boxes, ids on (tenant, id)); the others are probes of each candidate by rid (see _driver). The
+exact geometry check happens on the candidates, in Python. Readers register two functions:
+REGEXP (Python `re`) and q_temporal (qlang.temporal_key).
 """
 
 from __future__ import annotations
