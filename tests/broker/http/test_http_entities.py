@@ -77,16 +77,16 @@ async def test_sysattrs_keyvalues_concise(client: httpx.AsyncClient) -> None:
 
 
 async def test_ld_json_body_context_and_compaction(client: httpx.AsyncClient) -> None:
-    ctx = {"Streetlight": "https://smartdatamodels.org/dataModel.Streetlighting/Streetlight",
-           "powerState": "https://smartdatamodels.org/dataModel.Streetlighting/powerState"}
+    ctx = {"Streetlight": "https://example.org/lighting/Streetlight",
+           "powerState": "https://example.org/lighting/powerState"}
     body = {**lamp(), "@context": [ctx, CORE]}
     response = await client.post("/ngsi-ld/v1/entities", json=body, headers=LD)
     assert response.status_code == 201, response.text
     url = "/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:craiova-001"
     # Without the user context, terms come back as full IRIs, except default-vocab ones.
     plain = (await client.get(url)).json()
-    assert plain["type"] == "https://smartdatamodels.org/dataModel.Streetlighting/Streetlight"
-    assert "https://smartdatamodels.org/dataModel.Streetlighting/powerState" in plain
+    assert plain["type"] == "https://example.org/lighting/Streetlight"
+    assert "https://example.org/lighting/powerState" in plain
     assert "dimmingLevel" in plain
     ld = await client.get(url, headers={"Accept": "application/ld+json"})
     assert ld.headers["Content-Type"].startswith("application/ld+json")
