@@ -59,7 +59,10 @@ def position(i: int) -> list[float]:
 
 
 def values(i: int) -> dict[str, Any]:
-    return {"level": i % 1000, "status": STATUSES[i % len(STATUSES)], "enabled": i % 2 == 0,
+    # Names outside the core @context ("status" is a core term), so that HTTP queries with the
+    # core context expand them to the default-context IRIs the loader writes.
+    return {"level": i % 1000, "availability": STATUSES[i % len(STATUSES)],
+            "enabled": i % 2 == 0,
             "ratio": (i % 100) / 100, "multi": (i % 50, i % 70),
             "info": {"zone": f"Z{i % 20}", "floor": i % 5},
             "group": f"urn:ngsi-ld:Group:{i % GROUPS}"}
@@ -74,7 +77,7 @@ def internal(i: int) -> dict[str, Any]:
 
     return {"id": entity_id(i), "type": [D + type_name(i % TYPES)], "createdAt": T0,
             "modifiedAt": T0, "attrs": {
-                D + "level": [prop(v["level"])], D + "status": [prop(v["status"])],
+                D + "level": [prop(v["level"])], D + "availability": [prop(v["availability"])],
                 D + "enabled": [prop(v["enabled"])], D + "ratio": [prop(v["ratio"])],
                 D + "multi": [prop(v["multi"][0]),
                               prop(v["multi"][1], datasetId="urn:ngsi-ld:Dataset:b")],
@@ -90,7 +93,7 @@ def normalized(i: int, bump: int) -> dict[str, Any]:
     v = values(i + bump)
     return {"id": entity_id(i), "type": type_name(i % TYPES),
             "level": {"type": "Property", "value": v["level"]},
-            "status": {"type": "Property", "value": v["status"]},
+            "availability": {"type": "Property", "value": v["availability"]},
             "enabled": {"type": "Property", "value": v["enabled"]},
             "ratio": {"type": "Property", "value": v["ratio"]},
             "multi": [{"type": "Property", "value": v["multi"][0]},
@@ -128,7 +131,7 @@ def _put(entity: dict[str, Any]) -> Any:
 def q_two_conditions(i: int) -> str:
     t = i % TYPES
     return (f"/ngsi-ld/v1/entities?type={type_name(t)}&q="
-            + quote(f'level>{(i * 7) % 900};status=="{STATUSES[i % 4]}"'))
+            + quote(f'level>{(i * 7) % 900};availability=="{STATUSES[i % 4]}"'))
 
 
 def q_relationship(i: int) -> str:
@@ -151,7 +154,7 @@ def plans(path: str) -> list[str]:
     t = D + type_name(3)
     queries = {
         "type + two q": EntityQuery(types=TypeName(t), q=expand_names(
-            parse_q('level>500;status=="free"'), lambda n: D + n)),
+            parse_q('level>500;availability=="free"'), lambda n: D + n)),
         "type + relationship": EntityQuery(types=TypeName(t), q=expand_names(
             parse_q("refGroup==urn:ngsi-ld:Group:3"), lambda n: D + n)),
         "geo near": EntityQuery(types=TypeName(t), geo=_geo()),

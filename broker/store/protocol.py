@@ -160,7 +160,9 @@ class AttributeSummary:
     """What discovery tells of one attribute name (clause 5.2.28 Attribute)."""
 
     name: str  # the attribute IRI
-    count: int  # attributeCount: attribute instances (each datasetId counts) with this name
+    # attributeCount: attribute instances (each datasetId counts) with this name; None where
+    # not counted (the attributes of a TypeSummary)
+    count: int | None
     kinds: tuple[str, ...]  # attributeTypes: "Property", "Relationship"..., sorted
     types: tuple[str, ...] = ()  # typeNames: IRIs of entity types having it, sorted
 
@@ -168,7 +170,8 @@ class AttributeSummary:
 @dataclass(frozen=True)
 class TypeSummary:
     """What discovery tells of one entity type (clauses 5.2.25 EntityType, 5.2.26
-    EntityTypeInfo); `attributes` are counted over this type's entities, `types` left empty."""
+    EntityTypeInfo): `attributes` are those its entities have, with the kinds seen in them
+    (their `count` None and `types` empty)."""
 
     type: str  # the type IRI
     entity_count: int

@@ -353,12 +353,21 @@ class SQLiteStore:
             wanted = sorted(set(types)) if types is not None else _distinct(
                 c, _DISTINCT_TYPES, tenant)
             found = []
+            shapes: list[tuple[str, str]] | None = None  # every (attribute, kind), once
             for type_iri in wanted:
                 (count,) = c.execute("SELECT count(*) FROM entity_types WHERE tenant = ? AND "
                                      "type = ?", (tenant, type_iri)).fetchone()
-                if count:
-                    rows = c.execute(_TYPE_ATTRIBUTES, (tenant, type_iri)).fetchall()
-                    found.append(TypeSummary(type_iri, count, _summaries(rows)))
+                if not count:
+                    continue
+                if shapes is None:
+                    shapes = [(name, kind) for name in _distinct(c, _DISTINCT_ATTRS, tenant)
+                              for kind in _distinct_kinds(c, tenant, name)]
+                present: dict[str, list[str]] = {}
+                for name, kind in shapes:
+                    if c.execute(_TYPE_HAS_KIND, (tenant, type_iri, name, kind)).fetchone():
+                        present.setdefault(name, []).append(kind)
+                found.append(TypeSummary(type_iri, count, tuple(
+                    AttributeSummary(name, None, tuple(kinds)) for name, kinds in present.items())))
             return found
         return await self._read(_in_snapshot(run))
 
@@ -474,11 +483,20 @@ _DISTINCT_ATTRS = """
                                                   AND name > seen.v)
           FROM seen WHERE seen.v IS NOT NULL)
     SELECT v FROM seen WHERE v IS NOT NULL"""
-# The attributes of one type's entities: the type index gives the rids, attrs_by_entity the rows.
-_TYPE_ATTRIBUTES = """
-    SELECT a.name, a.kind, count(*) FROM entity_types t JOIN attrs a ON a.rid = t.rid
-     WHERE t.tenant = ? AND t.type = ? AND a.depth = 0
-     GROUP BY a.name, a.kind ORDER BY a.name, a.kind"""
+_DISTINCT_KINDS = """
+    WITH RECURSIVE seen(v) AS (
+        SELECT min(kind) FROM attrs WHERE tenant = :tenant AND depth = 0 AND name = :name
+        UNION ALL
+        SELECT (SELECT min(kind) FROM attrs WHERE tenant = :tenant AND depth = 0
+                                                  AND name = :name AND kind > seen.v)
+          FROM seen WHERE seen.v IS NOT NULL)
+    SELECT v FROM seen WHERE v IS NOT NULL"""
+# Whether an entity of a type has an attribute of a kind: where one does (the usual case) the
+# first entity answers, instead of grouping every attribute row of every entity of the type.
+_TYPE_HAS_KIND = """
+    SELECT 1 FROM entity_types t CROSS JOIN attrs a
+     WHERE t.tenant = ? AND t.type = ? AND a.rid = t.rid AND a.name = ? AND a.depth = 0
+       AND a.kind = ? LIMIT 1"""
 # typeNames of an attribute: per entity type, whether one of its entities has the attribute.
 # Where it does (the usual case) the first entity answers; joining every row of the attribute
 # to its types instead costs one lookup per instance.
@@ -492,14 +510,8 @@ def _distinct(c: sqlite3.Connection, sql: str, tenant: str) -> list[str]:
     return [v for (v,) in c.execute(sql, {"tenant": tenant})]
 
 
-def _summaries(rows: Sequence[tuple[str, str, int]]) -> tuple[AttributeSummary, ...]:
-    """(name, kind, count) rows, sorted by name, as one AttributeSummary per name."""
-    merged: dict[str, tuple[int, list[str]]] = {}
-    for name, kind, count in rows:
-        total, kinds = merged.get(name, (0, []))
-        merged[name] = (total + count, [*kinds, kind])
-    return tuple(AttributeSummary(name, total, tuple(kinds))
-                 for name, (total, kinds) in merged.items())
+def _distinct_kinds(c: sqlite3.Connection, tenant: str, name: str) -> list[str]:
+    return [v for (v,) in c.execute(_DISTINCT_KINDS, {"tenant": tenant, "name": name})]
 
 
 _CONTEXT_COLUMNS = "id, url, kind, body, created_at, last_used_at, hits"
