@@ -20,8 +20,9 @@ from security.audit.entry import decode
 from security.audit.merkle import verify_consistency
 from security.audit.note import Checkpoint, open_checkpoint, parse_verifier_keys
 
-KILL_AFTER = 250  # acknowledged writes before the SIGKILL
+KILL_AFTER = 200  # acknowledged writes before the SIGKILL
 WRITERS = 6
+CHECKPOINT_EVERY = 20  # acknowledged writes between two checkpoint fetches
 
 
 def free_port() -> int:
@@ -70,6 +71,7 @@ async def _stream_then_kill(broker: Broker) -> tuple[list[str], list[str]]:
     notes: list[str] = []
     counter = iter(range(100_000))
     killed = asyncio.Event()
+    tick = asyncio.Event()
 
     async def writer(http: httpx.AsyncClient) -> None:
         for n in counter:
@@ -80,13 +82,18 @@ async def _stream_then_kill(broker: Broker) -> tuple[list[str], list[str]]:
                 return
             if r.status_code == 201:
                 acked.append(eid)
+                if len(acked) % CHECKPOINT_EVERY == 0:
+                    tick.set()
             if len(acked) >= KILL_AFTER and not killed.is_set():
                 assert broker.proc is not None
                 broker.proc.kill()
                 killed.set()
+                tick.set()
 
     async def watcher(http: httpx.AsyncClient) -> None:
         while not killed.is_set():
+            await tick.wait()
+            tick.clear()
             try:
                 r = await http.get("/cetate/v1/audit/checkpoint")
             except httpx.HTTPError:
