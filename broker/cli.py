@@ -25,6 +25,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level, log_format=args.log_format,
         migrate=False if args.no_migrate else None, workers=args.workers,
     )
+    if settings.workers < 1:
+        print("cetate serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, settings.log_format)
     from broker.app import create_app  # after logging is set up
 

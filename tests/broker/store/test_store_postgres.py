@@ -18,7 +18,7 @@ from broker.query.scopeq import parse_scopeq
 from broker.query.typeexpr import TypeName
 from broker.store.migrate import MigrationError, available
 from broker.store.open import migrate_store, open_store
-from broker.store.postgres import PostgresStore, split_url
+from broker.store.postgres import ANALYZE_AFTER_WRITES, PostgresStore, split_url
 from broker.store.protocol import Entity, EntityQuery, Store
 from tests.broker.store.test_store_contract import (
     COUNT,
@@ -166,6 +166,18 @@ async def test_batch_and_single_creates_race(pg: PostgresStore, postgres_url: st
             assert len(await pg.get_entities("", ids)) == 20
     finally:
         await other.close()
+
+
+async def test_statistics_are_refreshed_after_many_writes(pg: PostgresStore) -> None:
+    """A table grown from empty has no planner statistics until autovacuum's next round; the
+    engine runs ANALYZE itself once ANALYZE_AFTER_WRITES writes have committed."""
+    reltuples = "SELECT reltuples FROM pg_class WHERE oid = 'attrs'::regclass"
+    await pg.read_sql("ANALYZE attrs")  # reads nothing: a baseline of 0 rows
+    assert await pg.read_sql(reltuples) == [(0.0,)]
+    await pg.apply_many("", [(lamp_id(n), put(lamp(n))) for n in range(ANALYZE_AFTER_WRITES)])
+    assert pg._analyzing is not None
+    await pg._analyzing
+    assert await pg.read_sql(reltuples) == [(2.0 * ANALYZE_AFTER_WRITES,)]  # 2 attrs each
 
 
 async def test_racing_creates_one_wins(pg: PostgresStore, postgres_url: str) -> None:
