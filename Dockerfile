@@ -8,7 +8,8 @@ COPY models models
 COPY security security
 COPY adapters adapters
 COPY contracts contracts
-RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 cetate
+RUN pip install --no-cache-dir -e . && useradd --system --uid 10001 cetate \
+    && mkdir -p /app/data && chown cetate /app/data
 USER cetate
 EXPOSE 1026
 ENV CETATE_HOST=0.0.0.0 CETATE_PORT=1026
