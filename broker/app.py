@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
+from broker import validation
 from broker.http import apidocs, audit, batch, contexts, discovery, entities, health, query
 from broker.http.edge import edge_middleware
 from broker.http.state import BROKER, Broker
@@ -36,6 +39,8 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
 
     async def open_store_on_startup(_: web.Application) -> None:
         await store.open()
+        # Load and compile the contracts now, not on the first write (about a second of work).
+        await asyncio.get_running_loop().run_in_executor(None, validation.contracts)
 
     async def close_store_on_cleanup(_: web.Application) -> None:
         await store.close()

@@ -17,7 +17,7 @@ from broker.entities import mutate
 from broker.entities.clock import now_iso
 from broker.entities.parse import Fragment, parse_entity, parse_fragment, require_uri
 from broker.errors import AlreadyExists, BadRequestData, NgsiError, ResourceNotFound
-from broker.http import params
+from broker.http import audit, params
 from broker.http.edge import json_response, link_context, read_json
 from broker.http.entities import validated
 from broker.http.media import JSON_LD, media_type
@@ -84,6 +84,7 @@ async def _run(request: web.Request, tenant: str, items: list[_Item],
                plan: Callable[[_Item, str], tuple[str, Mutation[Any]]]) -> list[Any]:
     """Plan a mutation for each item (parse errors become the item's result), apply them all."""
     now = now_iso()
+    audit.note(request, entity_ids=[i.entity_id for i in items if i.entity_id])
     outcomes: list[Any] = [item.error for item in items]
     planned: list[tuple[int, tuple[str, Mutation[Any]]]] = []
     for index, item in enumerate(items):

@@ -17,7 +17,7 @@ from broker.entities.parse import parse_attribute, parse_entity, parse_fragment,
 from broker.entities.rdf import entities_graph, serialize
 from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from broker.http import params
+from broker.http import audit, params
 from broker.http.edge import json_response, link_context, read_payload
 from broker.http.media import GEO_JSON, JSON, JSON_LD, RDF_TYPES, link_header, negotiate
 from broker.http.state import (
@@ -114,6 +114,7 @@ async def create_entity(request: web.Request) -> web.Response:
         return entity, None
 
     tenant = tenant_of(request)
+    audit.note(request, entity_ids=[entity["id"]], types=entity["type"])
     await broker(request).store.apply(tenant, entity["id"], validated(request, tenant, create))
     location = f"{ENTITIES}/{quote(entity['id'], safe=':')}"
     return web.Response(status=201, headers={"Location": location})
@@ -130,6 +131,7 @@ async def retrieve_entity(request: web.Request) -> web.Response:
     if entity is None:
         raise _not_found(entity_id)
     _check_type(entity, request, terms)
+    audit.note(request, types=entity["type"])
     if media in RDF_TYPES:  # linked data: the RDF of the expanded normalized form
         body = serialize(entities_graph([entity], terms, opts), media)
         return web.Response(body=body, content_type=media, charset="utf-8")

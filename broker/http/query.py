@@ -14,12 +14,13 @@ from multidict import CIMultiDict
 
 from broker.entities.kinds import DEFAULT_DATASET
 from broker.entities.parse import require_uri
+from broker.entities.rdf import entities_graph, serialize
 from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import BadRequestData, TooManyResults
-from broker.http import params
+from broker.http import audit, params
 from broker.http.edge import dumps, link_context, read_payload
 from broker.http.entities import ENTITIES, render_options
-from broker.http.media import GEO_JSON, JSON, JSON_LD, link_header, negotiate
+from broker.http.media import GEO_JSON, JSON, JSON_LD, RDF_TYPES, link_header, negotiate
 from broker.http.state import broker, existing_tenant, response_context, terms_for
 from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.termmap import TermMap
@@ -133,7 +134,17 @@ def _respond(request: web.Request, query: EntityQuery, result: QueryResult, term
     """The page of entities, with next/prev Links to `base` (clause 5.5.9): GET /entities with
     the same parameters, or, for POST /entityOperations/query, the same URL to POST the same
     Query to."""
+    audit.note(request, entity_ids=[e["id"] for e in result.entities],
+               types=[t for e in result.entities for t in e["type"]])
     headers: CIMultiDict[str] = CIMultiDict()
+    if result.total is not None:
+        headers[RESULTS_COUNT] = str(result.total)
+    for rel, offset in _pages(query, result):
+        link = urlencode({**page_params, "offset": str(offset), "limit": str(query.limit)})
+        headers.add("Link", f'<{base}?{link}>; rel="{rel}"')
+    if media in RDF_TYPES:  # linked data: one graph of every entity of the page
+        rdf = serialize(entities_graph(result.entities, terms, opts), media)
+        return web.Response(body=rdf, content_type=media, charset="utf-8", headers=headers)
     if media == GEO_JSON:
         geometry = terms.expand(request.query.get("geometryProperty", "location"))
         body: Any = {"type": "FeatureCollection",
@@ -147,11 +158,6 @@ def _respond(request: web.Request, query: EntityQuery, result: QueryResult, term
     if media != JSON_LD:
         headers.add("Link", link_header(context if isinstance(context, str)
                                         else CORE_CONTEXT_URL))
-    if result.total is not None:
-        headers[RESULTS_COUNT] = str(result.total)
-    for rel, offset in _pages(query, result):
-        link = urlencode({**page_params, "offset": str(offset), "limit": str(query.limit)})
-        headers.add("Link", f'<{base}?{link}>; rel="{rel}"')
     return web.Response(body=dumps(body), status=200, content_type=media, headers=headers)
 
 
@@ -167,7 +173,7 @@ def _pages(query: EntityQuery, result: QueryResult) -> list[tuple[str, int]]:
 
 
 async def query_entities(request: web.Request) -> web.Response:
-    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON))
+    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON, *RDF_TYPES))
     context = link_context(request)
     terms = await terms_for(request, context)
     query = build_query(request.query, terms, _geo(request.query, terms))
@@ -205,7 +211,7 @@ def _selectors(entities: Any, terms: TermMap) -> tuple[EntitySelector, ...] | No
 
 async def post_query(request: web.Request) -> web.Response:
     """POST /entityOperations/query: the Query data type (5.2.23) in the body."""
-    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON))
+    media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD, GEO_JSON, *RDF_TYPES))
     body, context = await read_payload(request)
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('The body must be a Query object with "type": "Query"')
