@@ -183,10 +183,14 @@ def test_store_url(store_engine: str, tmp_path: Path, request: pytest.FixtureReq
 
 
 @pytest.fixture
-def settings(test_store_url: str, tmp_path: Path) -> Settings:
+def settings(test_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     # The audit log's own store defaults to beside a SQLite store (tmp_path here); beside a
-    # PostgreSQL store it would be ./data, shared by every test, so it goes to tmp_path too.
-    audit_store = f"{tmp_path}/audit.db" if not test_store_url.startswith("sqlite") else ""
+    # PostgreSQL store it would be ./data, shared by every test, so it goes to tmp_path too,
+    # and to the environment, where `cetate audit` commands run by the test look for it.
+    audit_store = ""
+    if not test_store_url.startswith("sqlite"):
+        audit_store = f"{tmp_path}/audit.db"
+        monkeypatch.setenv("CETATE_AUDIT_STORE", audit_store)
     return Settings(
         store=test_store_url,
         allowed_networks=("127.0.0.0/8",),
