@@ -610,13 +610,12 @@ async def _column(conn: asyncpg.Connection, sql: str, tenant: str) -> list[str]:
 
 
 def _summaries(rows: Sequence[asyncpg.Record]) -> tuple[AttributeSummary, ...]:
-    """(name, kind, count) rows, sorted by name, as one AttributeSummary per name."""
-    merged: dict[str, tuple[int, list[str]]] = {}
-    for name, kind, count in rows:
-        total, kinds = merged.get(name, (0, []))
-        merged[name] = (total + count, [*kinds, kind])
-    return tuple(AttributeSummary(name, total, tuple(kinds))
-                 for name, (total, kinds) in merged.items())
+    """(name, kind, count) rows, sorted by name, as one AttributeSummary per name; a type's
+    attributes carry no count (protocol.TypeSummary)."""
+    merged: dict[str, list[str]] = {}
+    for name, kind, _ in rows:
+        merged.setdefault(name, []).append(kind)
+    return tuple(AttributeSummary(name, None, tuple(kinds)) for name, kinds in merged.items())
 
 
 def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
