@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -36,6 +37,9 @@ MAX_DOCUMENTS = 32  # remote documents one @context may pull in, so fan-out is b
 HOSTED_PREFIX = "urn:ngsi-ld:jsonldContext:"
 HOSTED_PATH = "/ngsi-ld/v1/jsonldContexts/"
 KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
+# Seconds a process trusts its cached copy of a context: bounds how long a replica keeps
+# serving a context that another replica deleted or reloaded.
+CACHE_TTL = 60.0
 
 
 class ContextStore(Protocol):
@@ -59,19 +63,27 @@ class _Walk:
     documents: int = 0
 
 
-class _LRU(OrderedDict[Any, Any]):
-    def __init__(self, size: int) -> None:
+class _LRU(OrderedDict[Any, tuple[float, Any]]):
+    """A bounded map whose entries also expire: another replica may delete or reload a context,
+    and this process learns it only by looking again (architecture invariant 4)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
         super().__init__()
         self.size = size
+        self.ttl = ttl
 
     def find(self, key: Any) -> Any | None:
         found = self.get(key)
-        if found is not None:
-            self.move_to_end(key)
-        return found
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self[key]
+            return None
+        self.move_to_end(key)
+        return found[1]
 
     def keep(self, key: Any, value: Any) -> None:
-        self[key] = value
+        self[key] = (time.monotonic() + self.ttl, value)
         self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
@@ -88,6 +100,7 @@ class ContextResolver:
         timeout: float = 5.0,
         max_bytes: int = 1_000_000,
         cache_size: int = 512,
+        cache_ttl: float = CACHE_TTL,
         self_base_url: str | None = None,
         remember_inline: bool = True,
     ) -> None:
@@ -100,8 +113,8 @@ class ContextResolver:
         self.max_bytes = max_bytes
         self.self_base_url = self_base_url.rstrip("/") if self_base_url else None
         self.remember_inline = remember_inline
-        self._maps = _LRU(cache_size)  # canonical JSON of a context value -> TermMap
-        self._documents = _LRU(cache_size)  # URL -> document
+        self._maps = _LRU(cache_size, cache_ttl)  # canonical JSON of a context -> TermMap
+        self._documents = _LRU(cache_size, cache_ttl)  # URL -> document
         self._pending: dict[bytes, asyncio.Future[TermMap]] = {}
 
     # -- term maps ---------------------------------------------------------------------------

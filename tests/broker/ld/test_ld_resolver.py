@@ -328,3 +328,17 @@ async def test_only_cached_contexts_reload() -> None:
     with pytest.raises(BadRequestData, match="Cached"):
         await r.delete(hosted.id, reload=True)
     assert (await r.get(hosted.id)).kind == "Hosted"
+
+
+async def test_cached_documents_expire(remote: Remote) -> None:
+    """Another replica may reload a context: a process looks again once its copy is old."""
+    store = MemoryContexts()
+    stale = resolver(store, cache_ttl=0.0)  # every copy is stale at once
+    await stale.term_map(remote.base + "/lamp.jsonld")
+    store.items.clear()  # as if another replica had deleted the cached context
+    await stale.term_map([remote.base + "/lamp.jsonld", {"extra": "urn:x:extra"}])
+    assert remote.hits["/lamp.jsonld"] == 2
+    kept = resolver(MemoryContexts())
+    await kept.term_map(remote.base + "/lamp.jsonld")
+    await kept.term_map([remote.base + "/lamp.jsonld", {"extra": "urn:x:extra"}])
+    assert remote.hits["/lamp.jsonld"] == 3  # within the TTL the copy is used
