@@ -4,18 +4,15 @@ read through both, give the same answers; `--workers 2` serves one port from two
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.test_e2e_process import free_port
+from tests.process import free_port, spawn_serve, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 ENTITIES = "/ngsi-ld/v1/entities"
@@ -25,22 +22,10 @@ class Replica:
     def __init__(self, store: str, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CETATE_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "serve", "--port", str(self.port), "--store", store,
-             *extra], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = spawn_serve(self.port, store, *extra, cwd=REPO)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("replica did not start")
+        wait_healthy(self.proc, self.url, name="replica", timeout=30)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

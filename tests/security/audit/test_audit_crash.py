@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,16 +15,11 @@ import pytest
 from security.audit.entry import decode
 from security.audit.merkle import verify_consistency
 from security.audit.note import Checkpoint, open_checkpoint, parse_verifier_keys
+from tests.process import free_port, spawn_serve, wait_healthy
 
 KILL_AFTER = 200  # acknowledged writes before the SIGKILL
 WRITERS = 6
 CHECKPOINT_EVERY = 20  # acknowledged writes between two checkpoint fetches
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Broker:
@@ -40,21 +31,8 @@ class Broker:
     def start(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "serve", "--port", str(port),
-             "--store", f"sqlite:///{self.db}"],
-            env={**os.environ, "CETATE_LOG_LEVEL": "WARNING"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("broker did not start")
+        self.proc = spawn_serve(port, f"sqlite:///{self.db}")
+        wait_healthy(self.proc, self.url)
 
 
 @pytest.fixture
