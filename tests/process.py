@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -45,3 +46,28 @@ def wait_healthy(proc: subprocess.Popen[bytes], url: str, *, name: str = "broker
         except httpx.HTTPError:
             time.sleep(POLL_INTERVAL)
     raise RuntimeError(f"{name} did not start")
+
+
+class SqliteBroker:
+    """`cetate serve` on one SQLite file, (re)started on demand, each time on a fresh port:
+    read `url` after `start`."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = spawn_serve(port, f"sqlite:///{self.db}")
+        wait_healthy(self.proc, self.url)
+
+
+def sqlite_broker(db: Path) -> Iterator[SqliteBroker]:
+    """The body of a fixture: a SqliteBroker, killed at teardown if it still runs."""
+    broker = SqliteBroker(db)
+    yield broker
+    if broker.proc and broker.proc.poll() is None:
+        broker.proc.kill()
+        broker.proc.wait()

@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.process import free_port, spawn_serve, wait_healthy
-
-
-class Broker:
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = spawn_serve(self.port, f"sqlite:///{self.db}")
-        wait_healthy(self.proc, self.url)
-
-    def stop(self, sig: int) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+from tests.process import SqliteBroker, sqlite_broker
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "cetate.db")
-    yield b
-    if b.proc and b.proc.poll() is None:
-        b.proc.kill()
-        b.proc.wait()
+def broker(tmp_path: Path) -> Iterator[SqliteBroker]:
+    yield from sqlite_broker(tmp_path / "cetate.db")
 
 
 def entity(n: int) -> dict[str, object]:
@@ -45,7 +23,7 @@ def entity(n: int) -> dict[str, object]:
             "status": {"type": "Property", "value": "free"}}
 
 
-async def write_until_killed(broker: Broker, kill_after: int) -> list[str]:
+async def write_until_killed(broker: SqliteBroker, kill_after: int) -> list[str]:
     """Write from 8 concurrent clients; SIGKILL the broker once `kill_after` writes are acked."""
     acked: list[str] = []
     counter = iter(range(100_000))
@@ -67,7 +45,7 @@ async def write_until_killed(broker: Broker, kill_after: int) -> list[str]:
     return acked
 
 
-async def test_acknowledged_writes_survive_sigkill(broker: Broker) -> None:
+async def test_acknowledged_writes_survive_sigkill(broker: SqliteBroker) -> None:
     broker.start()
     acked = await write_until_killed(broker, kill_after=300)
     assert broker.proc is not None
@@ -80,7 +58,7 @@ async def test_acknowledged_writes_survive_sigkill(broker: Broker) -> None:
     assert missing == []
 
 
-async def test_sigterm_finishes_in_flight_requests(broker: Broker) -> None:
+async def test_sigterm_finishes_in_flight_requests(broker: SqliteBroker) -> None:
     broker.start()
     async with httpx.AsyncClient(base_url=broker.url, timeout=10) as http:
         pending = [asyncio.create_task(http.post("/ngsi-ld/v1/entities", json=entity(n)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,36 +14,19 @@ import pytest
 from security.audit.entry import decode
 from security.audit.merkle import verify_consistency
 from security.audit.note import Checkpoint, open_checkpoint, parse_verifier_keys
-from tests.process import free_port, spawn_serve, wait_healthy
+from tests.process import SqliteBroker, sqlite_broker
 
 KILL_AFTER = 200  # acknowledged writes before the SIGKILL
 WRITERS = 6
 CHECKPOINT_EVERY = 20  # acknowledged writes between two checkpoint fetches
 
 
-class Broker:
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.url = ""
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = spawn_serve(port, f"sqlite:///{self.db}")
-        wait_healthy(self.proc, self.url)
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path / "cetate.db")
-    yield b
-    if b.proc and b.proc.poll() is None:
-        b.proc.kill()
-        b.proc.wait()
+def broker(tmp_path: Path) -> Iterator[SqliteBroker]:
+    yield from sqlite_broker(tmp_path / "cetate.db")
 
 
-async def _stream_then_kill(broker: Broker) -> tuple[list[str], list[str]]:
+async def _stream_then_kill(broker: SqliteBroker) -> tuple[list[str], list[str]]:
     acked: list[str] = []
     notes: list[str] = []
     counter = iter(range(100_000))
@@ -86,7 +68,7 @@ async def _stream_then_kill(broker: Broker) -> tuple[list[str], list[str]]:
 
 
 async def test_sigkill_keeps_the_tree_consistent_and_acknowledged_writes_logged(
-        broker: Broker) -> None:
+        broker: SqliteBroker) -> None:
     broker.start()
     keys = parse_verifier_keys(httpx.get(broker.url + "/cetate/v1/audit/public-key").text)
     acked, notes = await _stream_then_kill(broker)
