@@ -17,7 +17,8 @@ sub-attribute level is supported.
 
 Whitespace is not allowed anywhere outside quoted strings (the spec grammar has none).
 Errors are QuerySyntaxError (a BadRequestData) carrying the 0-based position of the offending
-character. `matches` is the reference evaluator over the internal entity form (docs/internals.md).
+character; the `;`/`|`/parentheses layer is broker/query/grammar.py's. `matches` is the
+reference evaluator over the internal entity form (docs/internals.md).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar
 
-from broker.errors import BadRequestData
+from broker.query.grammar import BooleanParser, PositionedSyntaxError
 
 MAX_Q_LENGTH = 4096  # an URL query parameter beyond this is abuse, not a query
 MAX_DEPTH = 32  # parenthesis nesting: bounds the parser's recursion
@@ -55,12 +56,10 @@ _TIME_RE = re.compile(_TIME)
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s\"<>\\^`{|}]+")
 
 
-class QuerySyntaxError(BadRequestData):
+class QuerySyntaxError(PositionedSyntaxError):
     """A q expression that does not parse; `position` is the 0-based offending index."""
 
-    def __init__(self, detail: str, position: int) -> None:
-        super().__init__(f"q: {detail} at position {position}")
-        self.position = position
+    language = "q"
 
 
 @dataclass(frozen=True)
@@ -144,13 +143,6 @@ Node = And | Or | Exists | NotExists | Compare
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def _describe(text: str, pos: int) -> str:
-    if pos >= len(text):
-        return "end of query"
-    char = text[pos]
-    return "whitespace" if char.isspace() else repr(char)
-
-
 def _number(raw: str) -> int | float:
     if any(c in raw for c in ".eE"):
         number = float(raw)
@@ -213,49 +205,20 @@ def _split_name(name: str, start: int) -> list[str]:
     return parts
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.terms = 0
+class _Parser(BooleanParser[Node]):
+    syntax_error = QuerySyntaxError
+    max_depth = MAX_DEPTH
+    max_terms = MAX_TERMS
+    terms_name = "terms"
+    names_whitespace = True  # whitespace is never allowed outside strings: say so
 
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+    def all_of(self, items: Sequence[Node]) -> Node:
+        return And(tuple(items))
 
-    def error(self, what: str | None = None, pos: int | None = None) -> QuerySyntaxError:
-        at = self.pos if pos is None else pos
-        return QuerySyntaxError(what or f"unexpected {_describe(self.text, at)}", at)
+    def any_of(self, items: Sequence[Node]) -> Node:
+        return Or(tuple(items))
 
-    def expected(self, what: str) -> QuerySyntaxError:
-        return self.error(f"expected {what}, found {_describe(self.text, self.pos)}")
-
-    def query(self, depth: int) -> Node:
-        items = [self.conjunction(depth)]
-        while self.peek() == "|":
-            self.pos += 1
-            items.append(self.conjunction(depth))
-        return items[0] if len(items) == 1 else Or(tuple(items))
-
-    def conjunction(self, depth: int) -> Node:
-        items = [self.term(depth)]
-        while self.peek() == ";":
-            self.pos += 1
-            items.append(self.term(depth))
-        return items[0] if len(items) == 1 else And(tuple(items))
-
-    def term(self, depth: int) -> Node:
-        if self.peek() == "(":
-            if depth >= MAX_DEPTH:
-                raise self.error(f"parentheses nested deeper than {MAX_DEPTH}")
-            self.pos += 1
-            inner = self.query(depth + 1)
-            if self.peek() != ")":
-                raise self.expected("')'")
-            self.pos += 1
-            return inner
-        self.terms += 1
-        if self.terms > MAX_TERMS:
-            raise self.error(f"more than {MAX_TERMS} terms")
+    def atom(self) -> Node:
         if self.peek() == "!":
             self.pos += 1
             return NotExists(self.path())
@@ -380,13 +343,7 @@ class _Parser:
 
 def parse_q(text: str) -> Node:
     """The AST of a q expression, or QuerySyntaxError."""
-    if len(text) > MAX_Q_LENGTH:
-        raise QuerySyntaxError(f"longer than {MAX_Q_LENGTH} characters", MAX_Q_LENGTH)
-    parser = _Parser(text)
-    node = parser.query(0)
-    if parser.pos != len(text):
-        raise parser.error()
-    return node
+    return _Parser.parse(text, MAX_Q_LENGTH)
 
 
 # --- printing and rewriting ------------------------------------------------------------------

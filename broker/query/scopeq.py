@@ -11,7 +11,8 @@ functions.
 one. A pattern matches an entity when one of the entity's scopes matches it; `;` and `|`
 combine patterns, each of which may be matched by a different scope of the entity.
 
-Errors are ScopeQuerySyntaxError (a BadRequestData) with the 0-based offending position.
+Errors are ScopeQuerySyntaxError (a BadRequestData) with the 0-based offending position; the
+`;`/`|`/parentheses layer is broker/query/grammar.py's.
 Engines compile a `Pattern` with `literal_prefix` (an index range) and `regex` (the exact test
 where a `+` remains); `matches` is the reference evaluator.
 """
@@ -19,9 +20,10 @@ where a `+` remains); `matches` is the reference evaluator.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from broker.errors import BadRequestData
+from broker.query.grammar import BooleanParser, PositionedSyntaxError
 
 MAX_SCOPEQ_LENGTH = 4096  # as for q: a URL parameter beyond this is abuse
 MAX_DEPTH = 32  # parenthesis nesting: bounds the parser's recursion
@@ -33,12 +35,10 @@ SUBTREE = "#"
 _LEVEL_RE = re.compile(r"[^/#+;|()<>\"'=\s\x00-\x1f\x7f]+")
 
 
-class ScopeQuerySyntaxError(BadRequestData):
+class ScopeQuerySyntaxError(PositionedSyntaxError):
     """A scopeQ that does not parse; `position` is the 0-based offending index."""
 
-    def __init__(self, detail: str, position: int) -> None:
-        super().__init__(f"scopeQ: {detail} at position {position}")
-        self.position = position
+    language = "scopeQ"
 
 
 @dataclass(frozen=True)
@@ -62,53 +62,24 @@ class ScopeOr:
 ScopeNode = Pattern | ScopeAnd | ScopeOr
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.terms = 0
+class _Parser(BooleanParser[ScopeNode]):
+    syntax_error = ScopeQuerySyntaxError
+    max_depth = MAX_DEPTH
+    max_terms = MAX_TERMS
+    terms_name = "scope patterns"
 
-    def peek(self) -> str:
-        return self.text[self.pos] if self.pos < len(self.text) else ""
+    def all_of(self, items: Sequence[ScopeNode]) -> ScopeNode:
+        return ScopeAnd(tuple(items))
 
-    def error(self, what: str, pos: int | None = None) -> ScopeQuerySyntaxError:
-        return ScopeQuerySyntaxError(what, self.pos if pos is None else pos)
+    def any_of(self, items: Sequence[ScopeNode]) -> ScopeNode:
+        return ScopeOr(tuple(items))
 
-    def found(self) -> str:
-        return "end of query" if self.pos >= len(self.text) else repr(self.text[self.pos])
-
-    def query(self, depth: int) -> ScopeNode:
-        items = [self.conjunction(depth)]
-        while self.peek() == "|":
-            self.pos += 1
-            items.append(self.conjunction(depth))
-        return items[0] if len(items) == 1 else ScopeOr(tuple(items))
-
-    def conjunction(self, depth: int) -> ScopeNode:
-        items = [self.term(depth)]
-        while self.peek() == ";":
-            self.pos += 1
-            items.append(self.term(depth))
-        return items[0] if len(items) == 1 else ScopeAnd(tuple(items))
-
-    def term(self, depth: int) -> ScopeNode:
-        if self.peek() == "(":
-            if depth >= MAX_DEPTH:
-                raise self.error(f"parentheses nested deeper than {MAX_DEPTH}")
-            self.pos += 1
-            inner = self.query(depth + 1)
-            if self.peek() != ")":
-                raise self.error(f"expected ')', found {self.found()}")
-            self.pos += 1
-            return inner
-        self.terms += 1
-        if self.terms > MAX_TERMS:
-            raise self.error(f"more than {MAX_TERMS} scope patterns")
+    def atom(self) -> ScopeNode:
         return self.pattern()
 
     def pattern(self) -> Pattern:
         if self.peek() != "/":
-            raise self.error(f"expected a scope starting with '/', found {self.found()}")
+            raise self.expected("a scope starting with '/'")
         levels: list[str] = []
         while self.peek() == "/":
             self.pos += 1
@@ -124,7 +95,7 @@ class _Parser:
                 continue
             match = _LEVEL_RE.match(self.text, self.pos)
             if match is None:
-                raise self.error(f"expected a scope level, '+' or '#', found {self.found()}")
+                raise self.expected("a scope level, '+' or '#'")
             levels.append(match.group())
             self.pos = match.end()
         if self.peek() in ("+", "#"):
@@ -134,14 +105,7 @@ class _Parser:
 
 def parse_scopeq(text: str) -> ScopeNode:
     """The AST of a scopeQ, or ScopeQuerySyntaxError."""
-    if len(text) > MAX_SCOPEQ_LENGTH:
-        raise ScopeQuerySyntaxError(f"longer than {MAX_SCOPEQ_LENGTH} characters",
-                                    MAX_SCOPEQ_LENGTH)
-    parser = _Parser(text)
-    node = parser.query(0)
-    if parser.pos != len(text):
-        raise parser.error(f"unexpected {parser.found()}")
-    return node
+    return _Parser.parse(text, MAX_SCOPEQ_LENGTH)
 
 
 # --- compiling helpers for engines -----------------------------------------------------------
