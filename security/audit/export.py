@@ -188,29 +188,39 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
     prev_root: bytes | None = frontier.root() if prev is not None and prev.size == start \
         else None
     # The hot loop (one pass per entry; figures in bench/audit.py): strict base64 in canonical
-    # form, then the leaf hash folded into the frontier (Frontier.add, inlined).
+    # form, then the leaf hash folded into the frontier (Frontier.add, inlined). Hashes start
+    # from copies of prefixed bases: cheaper than a new SHA-256 context and a concatenation.
     prev_end = prev.size if prev is not None else -1
     hashes, size = frontier.hashes or [], frontier.size
-    for offset, item in enumerate(entries):
-        index = start + offset
-        if type(item) is not dict or len(item) != 2 or item.get("index") != index \
-                or type(item["index"]) is not int or type(item.get("entry")) is not str:
-            raise _Bad(f"entry #{offset}: expected index {index} with its entry bytes "
+    leaf_base, node_base = sha256(LEAF_PREFIX), sha256(NODE_PREFIX)
+    pop, push = hashes.pop, hashes.append
+    index = start
+    for item in entries:
+        if type(item) is not dict or len(item) != 2:
+            raise _Bad(f"entry #{index - start}: expected index {index} with its entry bytes "
                        f"(dropped, reordered or altered entry)")
-        text = item["entry"]
+        number, text = item.get("index"), item.get("entry")
+        if number != index or type(number) is not int or type(text) is not str:
+            raise _Bad(f"entry #{index - start}: expected index {index} with its entry bytes "
+                       f"(dropped, reordered or altered entry)")
         try:
             entry = a2b_base64(text, strict_mode=True)
         except (binascii.Error, ValueError):
             raise _Bad(f"entry at index {index}: not base64") from None
-        if text.endswith("=") and not _canonical_tail(text):
+        if text[-1:] == "=" and not _canonical_tail(text):
             raise _Bad(f"entry at index {index}: non-canonical base64")
-        h, n = sha256(LEAF_PREFIX + entry).digest(), size
+        leaf = leaf_base.copy()
+        leaf.update(entry)
+        h, n = leaf.digest(), size
         while n & 1:
-            h = sha256(NODE_PREFIX + hashes.pop() + h).digest()
+            node = node_base.copy()
+            node.update(pop() + h)
+            h = node.digest()
             n >>= 1
-        hashes.append(h)
+        push(h)
         size += 1
-        if index + 1 == prev_end:
+        index += 1
+        if index == prev_end:
             prev_root = Frontier(size, list(hashes)).root()
     frontier = Frontier(size, hashes)
     report.entries = len(entries)
