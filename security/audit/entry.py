@@ -134,31 +134,43 @@ class Sealed:
 
 def seal(record: AuditRecord, *, time: str, request_id: str, status: int,
          pseudonyms: Pseudonyms) -> Sealed:
-    subject = pseudonyms(record.principal.subject)
-    personal = {"subject": record.principal.subject, **record.personal}
-    names = sorted(personal)
-    salts = _SALTS.take(SALT_BYTES * len(names))
-    details = tuple(Detail(name, salts[i * SALT_BYTES:(i + 1) * SALT_BYTES], personal[name])
-                    for i, name in enumerate(names))
+    """The entry of a record, in one pass (it runs on the event loop for every request)."""
+    principal = record.principal
+    subject = pseudonyms(principal.subject)
+    # details by name (a record's own "subject" detail, if any, replaces the principal's)
+    personal = sorted({"subject": principal.subject, **record.personal}.items()) \
+        if record.personal else [("subject", principal.subject)]
+    salts = _SALTS.take(SALT_BYTES * len(personal))
+    details: list[Detail] = []
+    commitments: dict[str, str] = {}
+    at = 0
+    for name, value in personal:
+        salt = salts[at:at + SALT_BYTES]
+        at += SALT_BYTES
+        details.append(Detail(name, salt, value))
+        commitments[name] = hashlib.sha256(salt + value.encode()).hexdigest()
+    roles = principal.roles
+    tenant, action, purpose, decision = record.tenant, record.action, record.purpose, \
+        record.decision
     body = {
         "v": ENTRY_VERSION,
         "time": time,
         "request": request_id,
-        "principal": {"subject": subject, "roles": sorted(record.principal.roles)},
-        "tenant": record.tenant,
-        "action": record.action,
+        "principal": {"subject": subject, "roles": sorted(roles) if roles else []},
+        "tenant": tenant,
+        "action": action,
         "entities": {"ids": record.entity_ids, "types": record.entity_types},
         "masked": record.masked,
-        "purpose": record.purpose,
-        "decision": record.decision,
+        "purpose": purpose,
+        "decision": decision,
         "rule": record.rule,
         "status": status,
-        "commitments": {d.name: commitment(d.salt, d.value) for d in details},
+        "commitments": commitments,
     }
-    columns = {"time": time, "subject": subject, "tenant": record.tenant,
-               "action": record.action, "purpose": record.purpose,
-               "decision": record.decision, "status": status}
-    return Sealed(encode(body), columns, tuple(record.entity_ids), details)
+    columns = {"time": time, "subject": subject, "tenant": tenant, "action": action,
+               "purpose": purpose, "decision": decision, "status": status}
+    return Sealed(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), columns,
+                  tuple(record.entity_ids), tuple(details))
 
 
 def encode(body: Mapping[str, Any]) -> bytes:
