@@ -1,6 +1,7 @@
-"""The PostgreSQL q compiler (broker/store/postgres_query.py) agrees with the reference
-evaluator (qlang.matches) on the random entities and queries that check the SQLite compiler
-(tests/broker/query/test_q_sql_agreement.py), on a real PostgreSQL store."""
+"""The q compiler in its PostgreSQL dialect (broker/store/sql_compile.py, postgres_query.py)
+agrees with the reference evaluator (qlang.matches) on the random entities and queries that
+check the SQLite compiler (tests/broker/query/test_q_sql_agreement.py), on a real PostgreSQL
+store."""
 
 from __future__ import annotations
 
