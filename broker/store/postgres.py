@@ -23,7 +23,6 @@ import asyncpg
 import orjson
 
 from broker.errors import BadRequestData, InternalError
-from broker.query.geo import GeoQuery, geo_matches
 from broker.store.postgres_migrate import migrate_postgres
 from broker.store.postgres_query import compile_where
 from broker.store.protocol import (
@@ -36,6 +35,7 @@ from broker.store.protocol import (
     TypeSummary,
 )
 from broker.store.rows import attribute_rows, geo_boxes
+from broker.store.sql_compile import exact_geo_page
 from broker.store.sqlite import StoreClosed, StoreError
 
 log = logging.getLogger("cetate.store")
@@ -215,10 +215,8 @@ class PostgresStore:
         async with self._snapshot() as conn:
             if compiled.exact_geo:
                 # The GiST index gave candidates by bounding box; geo_eval decides, then we page.
-                matches = [doc for doc in (orjson.loads(r[0]) for r in await conn.fetch(
-                    sql, *params)) if _geo_hit(query.geo, doc)]
-                page = matches[query.offset:query.offset + query.limit]
-                return QueryResult(page, len(matches) if query.count else None)
+                return exact_geo_page(
+                    (orjson.loads(r[0]) for r in await conn.fetch(sql, *params)), query)
             n = len(params)
             rows = await conn.fetch(f"{sql} LIMIT ${n + 1} OFFSET ${n + 2}", *params,
                                     query.limit, query.offset)
@@ -616,11 +614,6 @@ def _summaries(rows: Sequence[asyncpg.Record]) -> tuple[AttributeSummary, ...]:
     for name, kind, _ in rows:
         merged.setdefault(name, []).append(kind)
     return tuple(AttributeSummary(name, None, tuple(kinds)) for name, kinds in merged.items())
-
-
-def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
-    return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
-               for inst in entity["attrs"].get(query.geoproperty, ()))
 
 
 _CONTEXT_COLUMNS = "id, url, kind, body, created_at, last_used_at, hits"

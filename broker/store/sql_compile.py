@@ -13,12 +13,12 @@ The exact geometry check happens on the candidates, in Python, on both engines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from broker.errors import BadRequestData
-from broker.query.geo import bbox_prefilter
+from broker.query.geo import GeoQuery, bbox_prefilter, geo_matches
 from broker.query.qlang import (
     And,
     Compare,
@@ -42,7 +42,7 @@ from broker.query.scopeq import (
     regex,
 )
 from broker.query.typeexpr import AllOf, TypeExpr, TypeName
-from broker.store.protocol import EntityQuery, EntitySelector
+from broker.store.protocol import Entity, EntityQuery, EntitySelector, QueryResult
 from broker.store.rows import attr_path
 
 
@@ -51,6 +51,20 @@ class CompiledQuery:
     where: str
     params: tuple[Any, ...]
     exact_geo: bool  # candidates still need geo_matches; paginate after it
+
+
+def exact_geo_page(candidates: Iterable[Entity], query: EntityQuery) -> QueryResult:
+    """The page of the bounding-box candidates whose geometry really matches (the exact check
+    happens here, after SQL's prefilter, so paging happens here too)."""
+    geo = query.geo
+    matches = [doc for doc in candidates if _geo_hit(geo, doc)]
+    page = matches[query.offset:query.offset + query.limit]
+    return QueryResult(page, len(matches) if query.count else None)
+
+
+def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
+    return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
+               for inst in entity["attrs"].get(query.geoproperty, ()))
 
 
 @dataclass

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 import orjson
 
 from broker.errors import InternalError
-from broker.query.geo import GeoQuery, geo_matches
 from broker.query.qlang import temporal_key
 from broker.store.migrate import migrate_sqlite
 from broker.store.protocol import (
@@ -43,6 +42,7 @@ from broker.store.protocol import (
     TypeSummary,
 )
 from broker.store.rows import attribute_rows, geo_boxes
+from broker.store.sql_compile import exact_geo_page
 from broker.store.sqlite_query import compile_where
 
 log = logging.getLogger("cetate.store")
@@ -329,10 +329,8 @@ class SQLiteStore:
             sql = f"SELECT e.doc FROM entities e WHERE {compiled.where} ORDER BY e.rid"
             if compiled.exact_geo:
                 # The R*Tree gave candidates by bounding box; shapely decides, then we page.
-                matches = [doc for doc in (orjson.loads(r[0]) for r in c.execute(
-                    sql, compiled.params)) if _geo_hit(query.geo, doc)]
-                page = matches[query.offset:query.offset + query.limit]
-                return QueryResult(page, len(matches) if query.count else None)
+                return exact_geo_page((orjson.loads(r[0]) for r in c.execute(
+                    sql, compiled.params)), query)
             rows = c.execute(sql + " LIMIT ? OFFSET ?",
                              (*compiled.params, query.limit, query.offset))
             entities = [orjson.loads(r[0]) for r in rows]
@@ -459,11 +457,6 @@ def _pattern(text: str) -> re.Pattern[str]:
 def _regexp(pattern: str, value: Any) -> bool:
     """SQLite's REGEXP operator (the q language's ~= and idPattern)."""
     return isinstance(value, str) and _pattern(pattern).search(value) is not None
-
-
-def _geo_hit(query: GeoQuery, entity: Entity) -> bool:
-    return any(inst.get("type") == "GeoProperty" and geo_matches(query, inst.get("value"))
-               for inst in entity["attrs"].get(query.geoproperty, ()))
 
 
 # Distinct values by skip-scan: each step is one index seek for the next larger value, so the
