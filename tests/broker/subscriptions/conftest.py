@@ -4,6 +4,7 @@ Mosquitto (127.0.0.1:1883; skipped with the reason when it is down, failed when 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -56,8 +57,9 @@ class Receiver:
                 await self.arrived.wait()
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@contextlib.asynccontextmanager
+async def serving_receiver() -> AsyncIterator[Receiver]:
+    """A Receiver behind a real aiohttp server on its own loopback port."""
     rec = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", rec.handle)
@@ -67,8 +69,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     rec.url = f"http://127.0.0.1:{port}"
-    yield rec
-    await runner.cleanup()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving_receiver() as rec:
+        yield rec
 
 
 def _mosquitto_up() -> bool:

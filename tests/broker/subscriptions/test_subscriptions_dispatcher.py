@@ -26,7 +26,7 @@ from broker.subscriptions.notification import (
 from broker.subscriptions.outbox import PendingNotification
 from broker.subscriptions.sender import Result
 from broker.subscriptions.subscription import parse_subscription
-from tests.broker.subscriptions.conftest import LOOPBACK, Receiver
+from tests.broker.subscriptions.conftest import LOOPBACK, Receiver, serving_receiver
 from tests.broker.subscriptions.memory_outbox import MemoryOutbox
 
 NOW = "2026-12-01T10:00:00.000Z"
@@ -48,16 +48,8 @@ def message(uri: str, sub_id: str = "urn:ngsi-ld:Subscription:s1",
 @pytest.fixture
 async def second_receiver() -> AsyncIterator[Receiver]:
     # Another receiver on its own port: another endpoint key, another lane.
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore
-    yield rec
-    await runner.cleanup()
+    async with serving_receiver() as rec:
+        yield rec
 
 
 class Running:
