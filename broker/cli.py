@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from broker import __version__, logs
+from broker.cli_adapter import add_adapter_commands
 from broker.cli_audit import add_audit_commands
+from broker.cli_keys import add_keys_commands
+from broker.cli_privacy import add_privacy_commands
 from broker.settings import from_env
 
 log = logging.getLogger("cetate")
@@ -86,6 +89,9 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("--store", help="store URL (CETATE_STORE)")
     migrate.set_defaults(func=_db_migrate)
     add_audit_commands(sub)
+    add_adapter_commands(sub)
+    add_keys_commands(sub)
+    add_privacy_commands(sub)
     return top
 
 

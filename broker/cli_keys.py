@@ -1,0 +1,10 @@
+"""`cetate keys ...` commands (being written: see the issue tracker)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_keys_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    """Register the `keys` subcommands on the top-level parser."""
