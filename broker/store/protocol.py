@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:  # the subscriptions package builds on the store's types, not the reverse
+    from broker.subscriptions.outbox import Outbox, PlannedWrite
+    from broker.subscriptions.subscription import DeliveryState
 
 Entity = dict[str, Any]
 """An entity in internal form: {"id", "type", "scope"?, "createdAt", "modifiedAt", "attrs"}."""
@@ -37,6 +41,56 @@ class StoredContext:
     created_at: str
     last_used_at: str | None = None
     number_of_hits: int = 0
+
+
+@dataclass(frozen=True)
+class EntityWrite:
+    """One entity written by a transaction: what the write observer plans notifications from."""
+
+    tenant: str
+    before: Entity | None  # None: created
+    after: Entity | None  # None: deleted
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    """A stored subscription (clause 5.2.12) with what delivery has made of it."""
+
+    tenant: str
+    id: str
+    record: dict[str, Any]  # broker.subscriptions.subscription.to_record(), as JSON
+    delivery: DeliveryState  # timesSent, lastSuccess...: kept by the outbox methods
+    periodic_last: float | None = None  # epoch seconds of the last periodic notification
+
+
+SubscriptionEdit = Callable[[dict[str, Any]], dict[str, Any]]
+"""A pure function from a stored subscription record to the record to store (PATCH); it may
+raise an NgsiError to abort."""
+
+
+class WriteObserver(Protocol):
+    """What an engine calls inside every write transaction that changes entities: the
+    subscriptions' planner (broker/subscriptions/planner.py). Pure and synchronous, so the
+    SQLite writer thread and PostgreSQL's transaction call it alike.
+
+    Per transaction, before COMMIT: read the subscriptions version (a counter bumped in the
+    transaction of every subscription create/update/delete); if `stale(version)`, read every
+    tenant's subscription rows and `load` them; then `plan` with the entities written and store
+    what it returns (notification_changes + notification_outbox rows, see outbox.py). If plan
+    raises, the transaction fails as a whole: a write is never acknowledged without the
+    notifications it owes."""
+
+    def stale(self, version: int) -> bool:
+        """Whether the subscriptions this observer holds are older than `version`."""
+        ...
+
+    def load(self, version: int, subscriptions: Sequence[SubscriptionRow]) -> None:
+        """Take these subscriptions (every tenant's) as those of `version`."""
+        ...
+
+    def plan(self, writes: Sequence[EntityWrite], now: float) -> PlannedWrite | None:
+        """The notifications these writes owe (None: none), `now` in epoch seconds."""
+        ...
 
 
 class Store(Protocol):
@@ -116,6 +170,47 @@ class Store(Protocol):
 
     async def touch_context(self, context_id: str, when: str) -> None:
         """Record a use of a stored context (lastUsedAt, numberOfHits); best effort."""
+
+    # -- subscriptions (clauses 5.8, 5.11) and their outbox --------------------------------
+    # Records are opaque JSON to the engine; ids are unique per tenant. Every create, update
+    # and delete bumps the subscriptions version in its transaction (WriteObserver).
+    def observe(self, observer: WriteObserver) -> None:
+        """Call `observer` in every entity write transaction from now on (before open())."""
+
+    @property
+    def outbox(self) -> Outbox:
+        """The notification outbox (broker/subscriptions/outbox.py) on this store's tables."""
+
+    async def create_subscription(self, tenant: str, sub_id: str,
+                                  record: dict[str, Any]) -> bool:
+        """Store a new subscription; False (nothing written) if the id exists in the tenant.
+        Creates the tenant on its first write."""
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> SubscriptionRow | None:
+        """One subscription, or None."""
+
+    async def list_subscriptions(self, tenant: str, limit: int,
+                                 offset: int) -> tuple[list[SubscriptionRow], int]:
+        """A page of the tenant's subscriptions, oldest first, and how many there are."""
+
+    async def update_subscription(self, tenant: str, sub_id: str,
+                                  edit: SubscriptionEdit) -> dict[str, Any] | None:
+        """Replace a subscription's record with edit(record) in one transaction; the new
+        record, or None if there is no such subscription."""
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        """Delete a subscription, its delivery state and its outbox rows (pending and failed);
+        False if there was none."""
+
+    async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
+        """Every tenant's subscriptions, with the version they are of."""
+
+    async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
+                               now: float, planned: PlannedWrite | None) -> bool:
+        """Record a periodic subscription's tick: if its periodic_last is still
+        `expected_last` (compare and set: one replica wins a tick), set it to `now` and insert
+        `planned` (None: nothing matched this time); False if another process took the tick
+        or the subscription is gone."""
 
 
 @dataclass(frozen=True)

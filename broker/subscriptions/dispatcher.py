@@ -25,17 +25,21 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from broker.subscriptions.backoff import Backoff
+from broker.subscriptions.notification import Outgoing
 from broker.subscriptions.outbox import Outbox, PendingNotification
 from broker.subscriptions.sender import Outcome, Result, Sender
 
 log = logging.getLogger("cetate.notifications")
 
 OutcomeHook = Callable[[PendingNotification, Result], None]
+Preparer = Callable[[PendingNotification], Awaitable[Outgoing | None]]
+"""Renders a draft row into the message to send, at delivery time (service.py); None when
+nothing is owed any more (the subscription is gone or paused)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,8 @@ class Dispatcher:
                  backoff: Backoff | None = None, limits: Limits | None = None,
                  clock: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random,
-                 on_result: OutcomeHook | None = None) -> None:
+                 on_result: OutcomeHook | None = None,
+                 prepare: Preparer | None = None) -> None:
         self.outbox = outbox
         self.senders = dict(senders)
         self.backoff = backoff or Backoff()
@@ -77,6 +82,7 @@ class Dispatcher:
         self.clock = clock
         self.rand = rand
         self.on_result = on_result
+        self.prepare = prepare
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -158,29 +164,46 @@ class Dispatcher:
             if lane.cooldown_until > now:
                 await self.outbox.postpone(row, lane.cooldown_until)
                 return
-            result = await self._send(row)
-            await self._record(lane, row, result)
+            try:
+                outgoing = await self._outgoing(row)
+            except Exception as exc:  # e.g. its @context is unreachable now: try again later
+                log.warning("Rendering notification %s failed: %r", row.notification_id, exc)
+                await self._record(lane, row, None,
+                                   Result(Outcome.RETRY, f"rendering failed: {exc}"))
+                return
+            if outgoing is None:
+                await self.outbox.discard(row)
+                return
+            result = await self._send(outgoing)
+            await self._record(lane, row, outgoing, result)
         except Exception:  # the outbox failed to record: the lease runs out, the row comes back
-            log.exception("Recording the outcome of notification %s failed",
-                          row.outgoing.notification_id)
+            log.exception("Recording the outcome of notification %s failed", row.notification_id)
 
-    async def _send(self, row: PendingNotification) -> Result:
-        scheme = urlsplit(row.outgoing.uri).scheme.lower()
+    async def _outgoing(self, row: PendingNotification) -> Outgoing | None:
+        if row.outgoing is not None:
+            return row.outgoing
+        if self.prepare is None:
+            raise RuntimeError("A draft row needs the dispatcher's prepare hook")
+        return await self.prepare(row)
+
+    async def _send(self, outgoing: Outgoing) -> Result:
+        scheme = urlsplit(outgoing.uri).scheme.lower()
         sender = self.senders.get(scheme)
         if sender is None:
             return Result(Outcome.FAILED, f"no sender for {scheme}:// endpoints")
         try:
-            return await sender.send(row.outgoing)
+            return await sender.send(outgoing)
         except Exception as exc:  # a sender bug must not stop the lane
             log.exception("Sender for %s raised", scheme)
             return Result(Outcome.RETRY, f"internal error: {type(exc).__name__}")
 
-    async def _record(self, lane: _Lane, row: PendingNotification, result: Result) -> None:
+    async def _record(self, lane: _Lane, row: PendingNotification, outgoing: Outgoing | None,
+                      result: Result) -> None:
         now = self.clock()
         if result.outcome is Outcome.DELIVERED:
             await self.outbox.delivered(row, now, result)
         else:
-            cooldown = row.outgoing.cooldown
+            cooldown = outgoing.cooldown if outgoing is not None else None
             if cooldown:
                 lane.cooldown_until = max(lane.cooldown_until, now + cooldown)
             attempt = row.attempt + 1
@@ -188,7 +211,7 @@ class Dispatcher:
             if result.outcome is Outcome.FAILED or self.backoff.gives_up(attempt, first, now):
                 await self.outbox.failed(row, now, result)
                 log.warning("Notification %s to %s failed for good: %s",
-                            row.outgoing.notification_id, lane.key, result.detail)
+                            row.notification_id, lane.key, result.detail)
             else:
                 delay = max(self.backoff.delay(attempt, self.rand()),
                             result.retry_after or 0.0, cooldown or 0.0)

@@ -44,7 +44,7 @@ class MemoryOutbox:
         return [r for r in self.rows.values() if r.state == "failed"]
 
     def _counters(self, row: PendingNotification) -> Counters:
-        return self.counters.setdefault(row.outgoing.subscription_id, Counters())
+        return self.counters.setdefault(row.subscription_id, Counters())
 
     async def claim(self, now: float, limit: int, lease: float,
                     skip: frozenset[str] = frozenset()) -> list[PendingNotification]:
@@ -59,7 +59,7 @@ class MemoryOutbox:
 
     async def delivered(self, row: PendingNotification, at: float, result: Result) -> None:
         self.rows.pop(row.row_id, None)
-        self.delivered_ids.append(row.outgoing.notification_id)
+        self.delivered_ids.append(row.notification_id)
         self._counters(row).times_sent += 1
 
     async def reschedule(self, row: PendingNotification, due: float, at: float,
@@ -82,3 +82,6 @@ class MemoryOutbox:
         stored = self.rows[row.row_id]
         stored.pending = replace(row, due=due)
         stored.lease_until = None
+
+    async def discard(self, row: PendingNotification) -> None:
+        self.rows.pop(row.row_id, None)
