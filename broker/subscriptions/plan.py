@@ -1,37 +1,28 @@
-"""From the changes of one write to the outbox rows it owes: what the store's write path calls,
-inside its transaction. Pure.
+"""From the entities one write changed to the notifications it owes, and from a recorded draft
+to the message that goes out. Pure.
 
-    entries = plan_notifications(subscriptions, changes, now=time.time(),
-                                 terms=lambda sub: term_maps[sub.id],
-                                 last_notified=last_notification_times)
-    # then, in the same transaction as the change: INSERT one outbox row per entry
+    planner = Planner()                     # the store's WriteObserver (broker.store.protocol)
+    store.observe(planner)
+    # in the write transaction, the engine calls planner.stale / load / plan and inserts the
+    # PlannedWrite it returns; at delivery time:
+    out = render_draft(sub, draft, terms, now=time.time(), link=url)
 
-One notification per subscription and write: a batch operation that changes 100 matching
-entities sends each subscriber one notification whose data holds the 100 entities (clause
-5.3.1 allows several entities in data), not 100 notifications. Throttling sets the row's due
-time (schedule.throttle_due); the row is never dropped.
-
-`terms` gives the TermMap of a subscription's notification @context: resolving a @context is
-I/O (broker.ld.ContextResolver), so the caller does it when it loads the subscriptions, and
-keeps the maps with them.
+One notification per subscription and write: a batch that changes 100 matching entities sends
+each subscriber one notification whose data holds the 100 entities (clause 5.3.1 allows
+several entities in data), not 100. The changes of a write are kept once, however many
+subscriptions they fire; what each subscription sees is rendered when it is sent, with its
+@context resolved then (I/O has no place in a write transaction).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Sequence
 
-from broker.entities.render import render_entity
 from broker.ld.termmap import TermMap
+from broker.store.protocol import Entity, EntityWrite, SubscriptionRow
 from broker.subscriptions.index import SubscriptionIndex
-from broker.subscriptions.match import (
-    Change,
-    Entity,
-    Match,
-    evaluate,
-    render_options,
-    selects,
-)
+from broker.subscriptions.match import Change, fires, notification_entity, selects
 from broker.subscriptions.notification import (
     Outgoing,
     context_url,
@@ -39,80 +30,106 @@ from broker.subscriptions.notification import (
     notification_body,
     prepare,
 )
-from broker.subscriptions.schedule import instant, throttle_due
-from broker.subscriptions.subscription import Subscription
+from broker.subscriptions.outbox import Draft, PlannedNotification, PlannedWrite
+from broker.subscriptions.schedule import instant
+from broker.subscriptions.subscription import Subscription, from_record
+
+log = logging.getLogger("cetate.subscriptions")
 
 MAX_ENTITIES_PER_NOTIFICATION = 1000  # a larger write is split into several notifications
+PERIODIC = "timeInterval"  # the trigger of a periodic notification's items
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """One row to insert into the outbox (outbox.py documents the table)."""
-
-    outgoing: Outgoing
-    due: float  # epoch seconds
-    created_at: float
-    triggers: tuple[str, ...]  # what fired, per entity of the data (for logs and metrics)
+def _changes(writes: Sequence[EntityWrite], now: float) -> list[Change]:
+    stamp = instant(now)
+    return [Change.between(w.tenant, w.before, w.after, stamp) for w in writes]
 
 
-def _matches(subscriptions: SubscriptionIndex | Iterable[Subscription],
-             changes: Sequence[Change], terms: Callable[[Subscription], TermMap]
-             ) -> list[tuple[Subscription, list[Match]]]:
-    """Each subscription with what it matched, in subscription order; none without a match."""
-    found: dict[str, tuple[Subscription, list[Match]]] = {}
-    order: dict[str, int] = {}
-    index, every = (subscriptions, []) if isinstance(subscriptions, SubscriptionIndex) \
-        else (None, list(subscriptions))
-    for change in changes:
-        candidates = index.candidates(change) if index is not None else every
-        for position, sub in enumerate(candidates):
-            match = evaluate(sub, change, terms(sub))
-            if match is not None:
-                found.setdefault(sub.id, (sub, []))[1].append(match)
-                order.setdefault(sub.id, position)
-    if index is not None:
-        return [found[k] for k in sorted(found, key=index.position)]
-    return [found[k] for k in sorted(found, key=order.__getitem__)]
-
-
-def plan_notifications(subscriptions: SubscriptionIndex | Iterable[Subscription],
-                       changes: Sequence[Change], *,
-                       now: float, terms: Callable[[Subscription], TermMap],
-                       link: Callable[[Subscription], str | None] = context_url,
-                       last_notified: Mapping[str, float] | None = None,
-                       new_id: Callable[[], str] = new_notification_id) -> list[OutboxEntry]:
-    """The outbox rows that `changes` (one write, one tenant or several) owe `subscriptions`
-    (an index, so that only the candidates of each change are evaluated, or any iterable).
-    `link` gives the @context URL of a JSON notification's Link header (for an inline
-    @context, the broker's hosted copy); `last_notified` maps subscription ids to the time of
-    their last notification, for throttling: pass the due time of the subscription's latest
-    outbox row when one is pending (else its last delivery), so that a burst of writes is
-    spread one notification per throttling window instead of all leaving together."""
-    entries: list[OutboxEntry] = []
-    notified_at = instant(now)
-    for sub, matches in _matches(subscriptions, changes, terms):
-        for start in range(0, len(matches), MAX_ENTITIES_PER_NOTIFICATION):
-            chunk = matches[start:start + MAX_ENTITIES_PER_NOTIFICATION]
-            body = notification_body(sub, [m.entity for m in chunk], notification_id=new_id(),
-                                     notified_at=notified_at)
-            last = (last_notified or {}).get(sub.id)
-            entries.append(OutboxEntry(prepare(sub, body, link=link(sub)),
-                                       throttle_due(sub, last, now), now,
-                                       tuple(m.trigger for m in chunk)))
-    return entries
-
-
-def plan_periodic(sub: Subscription, entities: Iterable[Entity], *, now: float, terms: TermMap,
-                  link: Callable[[Subscription], str | None] = context_url,
-                  new_id: Callable[[], str] = new_notification_id) -> OutboxEntry | None:
-    """The notification a periodic subscription (timeInterval) owes at `now`, from the
-    entities a store query returned for it (filtered again here with `selects`, so the query
-    may be broader); None when none matches (clause 5.3.1: data holds at least one entity).
-    schedule.next_periodic says when to call this next."""
-    opts = render_options(sub)
-    data = [render_entity(e, terms, opts) for e in entities if selects(sub, e)]
-    if not data:
+def plan_changes(index: SubscriptionIndex, changes: Sequence[Change],
+                 new_id: Callable[[], str] = new_notification_id) -> PlannedWrite | None:
+    """The rows `changes` (one write) owe the subscriptions of `index`; None when none fires.
+    Only the changes some subscription fired on are kept."""
+    fired: dict[str, tuple[Subscription, list[tuple[str, int]]]] = {}
+    kept: dict[int, int] = {}  # position in `changes` -> position in PlannedWrite.changes
+    for position, change in enumerate(changes):
+        for sub in index.candidates(change):
+            trigger = fires(sub, change)
+            if trigger is None:
+                continue
+            slot = kept.setdefault(position, len(kept))
+            fired.setdefault(sub.id, (sub, []))[1].append((trigger, slot))
+    if not fired:
         return None
-    data = data[:MAX_ENTITIES_PER_NOTIFICATION]
-    body = notification_body(sub, data, notification_id=new_id(), notified_at=instant(now))
-    return OutboxEntry(prepare(sub, body, link=link(sub)), now, now, ("timeInterval",))
+    rows: list[PlannedNotification] = []
+    for sub_id in sorted(fired, key=index.position):
+        sub, items = fired[sub_id]
+        for start in range(0, len(items), MAX_ENTITIES_PER_NOTIFICATION):
+            rows.append(PlannedNotification(
+                tenant=sub.tenant, subscription_id=sub.id, notification_id=new_id(),
+                endpoint_key=sub.notification.endpoint.key,
+                items=tuple(items[start:start + MAX_ENTITIES_PER_NOTIFICATION]),
+                throttling=sub.throttling))
+    order = sorted(kept, key=kept.__getitem__)
+    return PlannedWrite(tuple(changes[p] for p in order), tuple(rows))
+
+
+def plan_periodic(sub: Subscription, entities: Iterable[Entity], now: float,
+                  new_id: Callable[[], str] = new_notification_id) -> PlannedWrite | None:
+    """The notification a periodic subscription (timeInterval) owes at `now`, from the entities
+    a store query returned for it (filtered again with `selects`, so the query may be
+    broader); None when none matches (clause 5.3.1: data holds at least one entity)."""
+    stamp = instant(now)
+    changes = tuple(Change(sub.tenant, None, e, frozenset(), stamp)
+                    for e in entities if selects(sub, e))[:MAX_ENTITIES_PER_NOTIFICATION]
+    if not changes:
+        return None
+    row = PlannedNotification(sub.tenant, sub.id, new_id(), sub.notification.endpoint.key,
+                              tuple((PERIODIC, i) for i in range(len(changes))))
+    return PlannedWrite(changes, (row,))
+
+
+class Planner:
+    """The subscriptions' WriteObserver: holds an index of the subscriptions of one version
+    (every tenant's), replaced whole when the store says they changed. Called from the store's
+    writer (a thread on SQLite); its state is swapped in one assignment, never mutated."""
+
+    def __init__(self, new_id: Callable[[], str] = new_notification_id) -> None:
+        self._state: tuple[int, SubscriptionIndex] = (-1, SubscriptionIndex(()))
+        self._new_id = new_id
+        self.planned = 0  # notifications planned so far (the app wakes its dispatcher on it)
+
+    def stale(self, version: int) -> bool:
+        return self._state[0] != version
+
+    def load(self, version: int, subscriptions: Sequence[SubscriptionRow]) -> None:
+        subs = []
+        for row in subscriptions:
+            try:
+                subs.append(from_record(row.record, row.tenant))
+            except Exception:  # one unreadable record must not stop every write
+                log.exception("Subscription %s of tenant %r cannot be read; it is skipped",
+                              row.id, row.tenant)
+        self._state = (version, SubscriptionIndex(subs))
+
+    def plan(self, writes: Sequence[EntityWrite], now: float) -> PlannedWrite | None:
+        index = self._state[1]
+        if not len(index):
+            return None
+        planned = plan_changes(index, _changes(writes, now), self._new_id)
+        if planned is not None:
+            self.planned += len(planned.notifications)
+        return planned
+
+
+# -- at delivery time ---------------------------------------------------------------------------
+
+def render_draft(sub: Subscription, draft: Draft, terms: TermMap, *, now: float,
+                 link: str | None = None) -> Outgoing:
+    """The message for a recorded draft: each item rendered as the subscription says now
+    (notification.attributes, format, sysAttrs, lang, showChanges), compacted with `terms`
+    (the TermMap of sub.notification_context). `link` is the @context URL for the Link header
+    when context_url(sub) has none (an inline context the broker hosts)."""
+    data = [notification_entity(sub, item.change, item.trigger, terms) for item in draft.items]
+    body = notification_body(sub, data, notification_id=draft.notification_id,
+                             notified_at=instant(now))
+    return prepare(sub, body, link=link if link is not None else context_url(sub))
