@@ -62,7 +62,10 @@ class Source(Protocol):
     """Where raw records come from: adapters.sdk.sources has HTTP polling, webhook, MQTT and
     CSV/JSON/XML files, and `merged` to read several at once."""
 
-    total: int | None  # how many records a bulk import holds (the progress bar), else None
+    @property
+    def total(self) -> int | None:
+        """How many records a bulk import holds (its progress bar), None when unknown."""
+        ...
 
     def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
         """The raw records after the checkpoint's position of each stream, in order."""
