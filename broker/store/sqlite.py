@@ -21,29 +21,39 @@ import queue
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from broker.errors import InternalError
 from broker.query.qlang import temporal_key
+from broker.store import sqlite_subscriptions as subs
 from broker.store.migrate import migrate_sqlite
 from broker.store.protocol import (
     AttributeSummary,
     Entity,
     EntityQuery,
+    EntityWrite,
     Mutation,
     QueryResult,
     StoredContext,
+    SubscriptionEdit,
+    SubscriptionRow,
     TypeSummary,
+    WriteObserver,
 )
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sql_compile import exact_geo_page
+from broker.store.sqlite_outbox import SQLiteOutbox
 from broker.store.sqlite_query import compile_where
+
+if TYPE_CHECKING:
+    from broker.subscriptions.outbox import PlannedWrite
 
 log = logging.getLogger("cetate.store")
 T = TypeVar("T")
@@ -129,6 +139,10 @@ class SQLiteStore:
         self._accepting = False
         self._closing: asyncio.Task[None] | None = None
         self._known_tenants: set[str] = set()
+        self._observer: WriteObserver | None = None
+        # The writer thread's: entity writes of the running job, then of the group's successes.
+        self._job_writes: list[EntityWrite] = []
+        self._outbox = SQLiteOutbox(self._write)
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -235,8 +249,10 @@ class SQLiteStore:
         outcomes: list[tuple[_Job, bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            written: list[EntityWrite] = []
             for job in group:
                 conn.execute("SAVEPOINT job")
+                self._job_writes = []
                 try:
                     result = job.run(conn)
                 except BaseException as exc:  # the job's own failure: undo the job alone
@@ -248,8 +264,14 @@ class SQLiteStore:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((job, True, result))
+                    written += self._job_writes
+            self._job_writes = []
+            if written and self._observer is not None:
+                # Once per group, over every successful job: a plan that raises fails the
+                # group like a failed COMMIT (no write acknowledged without its notifications).
+                self._plan(conn, self._observer, written)
             conn.execute("COMMIT")
-        except Exception as exc:  # BEGIN, a savepoint or COMMIT failed: nothing of the group holds
+        except Exception as exc:  # BEGIN, a savepoint, the plan or COMMIT failed: nothing holds
             log.exception("group commit failed")
             try:
                 if conn.in_transaction:
@@ -261,6 +283,19 @@ class SQLiteStore:
         self.groups_committed += 1
         self.jobs_committed += len(group)
         return outcomes
+
+    @staticmethod
+    def _plan(conn: sqlite3.Connection, observer: WriteObserver,
+              written: list[EntityWrite]) -> None:
+        # The version is read in the writer's transaction, so no other process's subscription
+        # change can slip in between it and COMMIT.
+        version = subs.version(conn)
+        if observer.stale(version):
+            observer.load(version, subs.every(conn))
+        now = time.time()
+        planned = observer.plan(written, now)
+        if planned is not None:
+            subs.insert_planned(conn, planned, now)
 
     def _submit(self, runs: Sequence[WriteRun], *,
                 wait: bool = True) -> list[asyncio.Future[Any]]:
@@ -392,13 +427,54 @@ class SQLiteStore:
         return await self._read(_in_snapshot(run))
 
     async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
-        return await self._write(lambda c: write_entity(c, tenant, entity_id, mutation))
+        result: T = await self._write(self._apply_job(tenant, entity_id, mutation))
+        return result
 
     async def apply_many(self, tenant: str,
                          changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
-        futures = self._submit([_apply_job(tenant, entity_id, mutation)
+        futures = self._submit([self._apply_job(tenant, entity_id, mutation)
                                 for entity_id, mutation in changes])
         return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def _apply_job(self, tenant: str, entity_id: str, mutation: Mutation[Any]) -> WriteRun:
+        # The writer resets _job_writes before each job: read it when the job runs. Without an
+        # observer nothing is collected (no cost for stores without subscriptions).
+        return lambda c: write_entity(c, tenant, entity_id, mutation,
+                                      self._job_writes if self._observer is not None else None)
+
+    # -- subscriptions and their outbox ------------------------------------------------------
+    def observe(self, observer: WriteObserver) -> None:
+        self._observer = observer
+
+    @property
+    def outbox(self) -> SQLiteOutbox:
+        return self._outbox
+
+    async def create_subscription(self, tenant: str, sub_id: str,
+                                  record: dict[str, Any]) -> bool:
+        return await self._write(lambda c: subs.create(c, tenant, sub_id, record))
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> SubscriptionRow | None:
+        return await self._read(lambda c: subs.get(c, tenant, sub_id))
+
+    async def list_subscriptions(self, tenant: str, limit: int,
+                                 offset: int) -> tuple[list[SubscriptionRow], int]:
+        return await self._read(_in_snapshot(lambda c: subs.page(c, tenant, limit, offset)))
+
+    async def update_subscription(self, tenant: str, sub_id: str,
+                                  edit: SubscriptionEdit) -> dict[str, Any] | None:
+        return await self._write(lambda c: subs.update(c, tenant, sub_id, edit))
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        return await self._write(lambda c: subs.delete(c, tenant, sub_id))
+
+    async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
+        return await self._read(_in_snapshot(lambda c: (subs.version(c), subs.every(c))))
+
+    async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
+                               now: float, planned: PlannedWrite | None) -> bool:
+        return await self._write(lambda c: subs.enqueue_periodic(
+            c, tenant, sub_id, expected_last, now, planned))
 
     # -- contexts ----------------------------------------------------------------------------
     async def put_context(self, ctx: StoredContext) -> None:
@@ -515,18 +591,18 @@ def _context(row: Sequence[Any]) -> StoredContext:
                          created_at=row[4], last_used_at=row[5], number_of_hits=row[6])
 
 
-def _apply_job(tenant: str, entity_id: str, mutation: Mutation[Any]) -> WriteRun:
-    return lambda c: write_entity(c, tenant, entity_id, mutation)
-
-
 def write_entity(conn: sqlite3.Connection, tenant: str, entity_id: str,
-                 mutation: Mutation[T]) -> T:
+                 mutation: Mutation[T], written: list[EntityWrite] | None = None) -> T:
     """One write job, run by the writer inside the group's transaction: read the stored
-    document, call the pure mutation, write the result and rewrite its derived rows."""
+    document, call the pure mutation, write the result and rewrite its derived rows; the
+    change goes to `written` (what the write observer plans notifications from)."""
     row = conn.execute("SELECT rid, doc FROM entities WHERE tenant = ? AND id = ?",
                        (tenant, entity_id)).fetchone()
     rid: int | None = row[0] if row else None
     new, result = mutation(orjson.loads(row[1]) if row else None)
+    if written is not None and (row is not None or new is not None):
+        # A fresh copy of `before`: nothing guarantees the mutation left its input untouched.
+        written.append(EntityWrite(tenant, orjson.loads(row[1]) if row else None, new))
     if rid is not None:
         # The R*Tree cannot cascade; the other derived rows go with the entity or are rewritten.
         conn.execute("DELETE FROM geo_boxes WHERE gid IN "
