@@ -1,0 +1,126 @@
+"""The identity edge: resolve each request's principal once (security/identity) and keep it in
+`request["principal"]`; handlers and the policy layer read it with `principal_of(request)`.
+
+No credentials → the public principal. A refused credential → 401 with a ProblemDetails body
+that says nothing of why (the reason is logged) and an RFC 6750 §3 WWW-Authenticate challenge;
+malformed or ambiguous credentials → 400; keys that cannot be checked now → 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from broker.errors import NgsiError
+from broker.http.edge import problem_response
+from broker.settings import Settings
+from security.identity import PUBLIC, Principal
+from security.identity.credentials import API_KEY, API_KEY_HEADER
+from security.identity.errors import IdentityUnavailable, InvalidCredentials
+from security.identity.resolver import IdentityResolver
+from security.identity.settings import IdentitySettings
+
+log = logging.getLogger("cetate.identity")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+PRINCIPAL = "principal"
+IDENTITY = web.AppKey("identity", IdentityResolver)
+CETATE_ERRORS = "https://cetate.city/errors/"
+REALM = "cetate"
+
+
+class Unauthorized(NgsiError):
+    """NGSI-LD defines no error type for missing or refused credentials, so this one is ours."""
+
+    type_name = "Unauthorized"
+    status = 401
+    title = "The request's credentials are invalid, expired or revoked"
+
+    @property
+    def type_uri(self) -> str:
+        return CETATE_ERRORS + self.type_name
+
+
+class MalformedCredentials(NgsiError):
+    type_name = "BadRequestData"  # RFC 6750 §3.1 invalid_request is a 400
+    status = 400
+    title = "The request's credentials are malformed or ambiguous"
+
+
+class IdentityUnavailableError(NgsiError):
+    type_name = "IdentityUnavailable"
+    status = 503
+    title = "Credentials cannot be checked at the moment; retry later"
+
+    @property
+    def type_uri(self) -> str:
+        return CETATE_ERRORS + self.type_name
+
+
+def challenge(refused: InvalidCredentials) -> str:
+    """The WWW-Authenticate value: the scheme presented, the realm, and the RFC 6750 error code
+    only (no error_description: it would tell an attacker which check failed)."""
+    scheme = "ApiKey" if refused.scheme == API_KEY else "Bearer"
+    return f'{scheme} realm="{REALM}"' + (f', error="{refused.error}"' if refused.error else "")
+
+
+def identity_middleware(resolver: IdentityResolver) -> Middleware:
+    """The middleware resolving every request's principal with `resolver`."""
+
+    @web.middleware
+    async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            principal = await resolver.resolve(request.headers.get("Authorization"),
+                                               request.headers.get(API_KEY_HEADER))
+        except InvalidCredentials as refused:
+            log.info("credentials refused on %s %s: %s", request.method, request.path,
+                     refused.reason)
+            error: NgsiError = (MalformedCredentials() if refused.error == "invalid_request"
+                                else Unauthorized())
+            response = problem_response(error, request.path)
+            if error.status == 401:
+                response.headers["WWW-Authenticate"] = challenge(refused)
+            return response
+        except IdentityUnavailable as exc:
+            log.warning("credentials not checkable on %s %s: %s", request.method, request.path,
+                        exc)
+            response = problem_response(IdentityUnavailableError(), request.path)
+            response.headers["Retry-After"] = "5"
+            return response
+        request[PRINCIPAL] = principal
+        return await handler(request)
+
+    return identity
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The request's principal; the public one if the identity middleware did not run."""
+    principal = request.get(PRINCIPAL)
+    return principal if isinstance(principal, Principal) else PUBLIC
+
+
+def setup(app: web.Application, settings: Settings,
+          identity: IdentitySettings | None = None) -> IdentityResolver:
+    """Install identity on the application: the resolver (app[IDENTITY]) with the API keys of
+    the broker's store, its middleware appended to app.middlewares, the key store opened on
+    startup (with a warning while identity is not configured) and closed on cleanup."""
+    resolver = IdentityResolver.for_store(settings.store, identity or IdentitySettings.from_env())
+    app[IDENTITY] = resolver
+    app.middlewares.append(identity_middleware(resolver))
+
+    async def open_resolver(_: web.Application) -> None:
+        await resolver.open()
+        if not await resolver.configured():
+            log.warning("identity is not configured (no CETATE_OIDC_ISSUER, no API key): every "
+                        "request acts as the public principal")
+
+    async def close_resolver(_: web.Application) -> None:
+        await resolver.close()
+
+    app.on_startup.append(open_resolver)
+    app.on_cleanup.append(close_resolver)
+    return resolver
