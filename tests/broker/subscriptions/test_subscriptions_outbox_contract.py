@@ -6,10 +6,15 @@ OUTBOXES (a fresh, empty outbox per test), as the store contract suite does for 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from broker.store.protocol import Store
+from broker.store.sqlite import SQLiteStore
+from broker.store.sqlite_outbox import SQLiteOutbox
 from broker.subscriptions.notification import Outgoing
 from broker.subscriptions.outbox import Outbox
 from broker.subscriptions.sender import Outcome, Result
@@ -29,7 +34,34 @@ async def _memory_add(outbox: Outbox, out: Outgoing, due: float) -> None:
     outbox.add(out, due)
 
 
-OUTBOXES: dict[str, tuple[Factory, Adder]] = {"memory": (_memory, _memory_add)}
+# Stores a factory opened, closed after each test (_close_opened_stores).
+_OPENED: list[tuple[Store, str]] = []
+
+
+async def _sqlite() -> Outbox:
+    folder = tempfile.mkdtemp(prefix="cetate-outbox-")
+    store = SQLiteStore(f"{folder}/store.db", synchronous="NORMAL")
+    await store.open()
+    _OPENED.append((store, folder))
+    return store.outbox
+
+
+async def _sqlite_add(outbox: Outbox, out: Outgoing, due: float) -> None:
+    assert isinstance(outbox, SQLiteOutbox)
+    await outbox.add(out, due)
+
+
+OUTBOXES: dict[str, tuple[Factory, Adder]] = {"memory": (_memory, _memory_add),
+                                              "sqlite": (_sqlite, _sqlite_add)}
+
+
+@pytest.fixture(autouse=True)
+async def _close_opened_stores() -> AsyncIterator[None]:
+    yield
+    while _OPENED:
+        store, folder = _OPENED.pop()
+        await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 OK = Result(Outcome.DELIVERED, "HTTP 200", 200)
 DOWN = Result(Outcome.RETRY, "HTTP 503", 503)
