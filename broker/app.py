@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 from aiohttp import web
 
 from broker import validation
-from broker.http import apidocs, audit, batch, contexts, discovery, entities, health, query
+from broker.http import (
+    apidocs,
+    audit,
+    batch,
+    contexts,
+    discovery,
+    entities,
+    health,
+    query,
+    subscriptions,
+)
 from broker.http.edge import edge_middleware
 from broker.http.state import BROKER, Broker
 from broker.ld.netpolicy import AddressPolicy
@@ -15,14 +26,47 @@ from broker.ld.resolver import ContextResolver
 from broker.settings import Settings
 from broker.store.open import open_store
 from broker.store.protocol import Store
+from broker.subscriptions.outbox import PendingNotification
+from broker.subscriptions.sender import Outcome, Result
+from broker.subscriptions.service import Notifications
+from security.audit.entry import AuditRecord
 
-ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, apidocs)
+ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, subscriptions, apidocs)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@web.middleware
+async def wake_dispatcher(request: web.Request, handler: Any) -> web.StreamResponse:
+    """After a write, claim the notifications it recorded at once rather than at the next
+    poll of the dispatcher."""
+    try:
+        return cast(web.StreamResponse, await handler(request))
+    finally:
+        if request.method in WRITE_METHODS:
+            notifications = request.app[BROKER].notifications
+            if notifications is not None:
+                notifications.written()
+
+
+def _audit_notification(app: web.Application) -> Any:
+    def record(row: PendingNotification, result: Result) -> None:
+        draft = row.draft
+        entity_ids = [i.change.current["id"] for i in draft.items] if draft else []
+        types = [t for i in draft.items for t in i.change.current["type"]] if draft else []
+        status = result.status or (200 if result.outcome is Outcome.DELIVERED else 502)
+        entry = AuditRecord(action=audit.NOTIFY,
+                            tenant=draft.tenant if draft else (row.outgoing.tenant
+                                                               if row.outgoing else ""))
+        entry.note(entity_ids=[row.subscription_id, *entity_ids], types=types)
+        audit.record_event(app, entry, status=status)
+    return record
 
 
 def create_app(settings: Settings, store: Store | None = None) -> web.Application:
     """The application; the store opens on startup and closes on cleanup (after in-flight
     requests have finished, which aiohttp guarantees on a graceful shutdown)."""
-    app = web.Application(middlewares=[edge_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[edge_middleware, wake_dispatcher],
+                          client_max_size=settings.max_body_bytes)
     store = store or open_store(settings.store, migrate=settings.migrate)
     policy = AddressPolicy(settings.allowed_networks)
     resolver = ContextResolver(
@@ -32,7 +76,10 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
         max_bytes=settings.context_max_bytes,
         self_base_url=settings.base_url,
     )
-    app[BROKER] = Broker(settings=settings, store=store, contexts=resolver)
+    notifications = Notifications(store, resolver, policy, base_url=settings.base_url,
+                                  on_result=_audit_notification(app))
+    app[BROKER] = Broker(settings=settings, store=store, contexts=resolver,
+                         notifications=notifications)
     for module in ROUTE_MODULES:
         module.add_routes(app)
     audit.setup(app, settings)  # middleware after the edge's, /cetate/v1/audit routes
@@ -41,8 +88,10 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
         await store.open()
         # Load and compile the contracts now, not on the first write (about a second of work).
         await asyncio.get_running_loop().run_in_executor(None, validation.contracts)
+        await notifications.start()
 
     async def close_store_on_cleanup(_: web.Application) -> None:
+        await notifications.stop()
         await store.close()
 
     app.on_startup.append(open_store_on_startup)

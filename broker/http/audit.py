@@ -70,7 +70,13 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", f"{_V1}/jsonldContexts"): "context.add",
     ("GET", f"{_V1}/jsonldContexts/{{contextId}}"): "context.retrieve",
     ("DELETE", f"{_V1}/jsonldContexts/{{contextId}}"): "context.delete",
+    ("POST", f"{_V1}/subscriptions"): "subscription.create",
+    ("GET", f"{_V1}/subscriptions"): "subscription.list",
+    ("GET", f"{_V1}/subscriptions/{{subscriptionId}}"): "subscription.retrieve",
+    ("PATCH", f"{_V1}/subscriptions/{{subscriptionId}}"): "subscription.update",
+    ("DELETE", f"{_V1}/subscriptions/{{subscriptionId}}"): "subscription.delete",
 }
+NOTIFY = "notification.send"  # a notification delivered (or given up), recorded by the app
 _ENTITY_PREFIX = f"{_V1}/entities/"
 _SLASH_RE = re.compile(r"\{slash[^}]*\}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,6 +14,9 @@ from broker.ld.resolver import ContextResolver
 from broker.ld.termmap import TermMap
 from broker.settings import Settings
 from broker.store.protocol import Store
+
+if TYPE_CHECKING:
+    from broker.subscriptions.service import Notifications
 
 TENANT_HEADER = "NGSILD-Tenant"
 # Tenant names end up in logs, metrics and (on PostgreSQL) schema names: keep them plain.
@@ -25,6 +28,7 @@ class Broker:
     settings: Settings
     store: Store
     contexts: ContextResolver
+    notifications: Notifications | None = None
 
 
 BROKER = web.AppKey("broker", Broker)
