@@ -1,0 +1,15 @@
+"""The policy decision point: policies as data (contracts/policies/), decided purely.
+
+    policy = load_policy()                      # or PolicyReloader().policy
+    decision = decide(policy, principal, "read", Resource.entity([type_iri], tenant), purpose)
+    if decision.allowed:
+        entity = apply_decision(decision, entity, pseudonymiser)
+"""
+
+from security.policy.decide import apply_decision, decide, readable_types, visible_attributes
+from security.policy.load import PolicyError, PolicyReloader, compile_policy, load_policy
+from security.policy.model import Decision, Policy, Resource, Rule
+
+__all__ = ["Decision", "Policy", "PolicyError", "PolicyReloader", "Resource", "Rule",
+           "apply_decision", "compile_policy", "decide", "load_policy", "readable_types",
+           "visible_attributes"]
