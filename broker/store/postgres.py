@@ -16,27 +16,36 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 
 from broker.errors import BadRequestData, InternalError
+from broker.store import postgres_subscriptions as subs
 from broker.store.postgres_migrate import migrate_postgres
+from broker.store.postgres_outbox import PostgresOutbox
 from broker.store.postgres_query import compile_where
 from broker.store.protocol import (
     AttributeSummary,
     Entity,
     EntityQuery,
+    EntityWrite,
     Mutation,
     QueryResult,
     StoredContext,
+    SubscriptionEdit,
+    SubscriptionRow,
     TypeSummary,
+    WriteObserver,
 )
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sql_compile import exact_geo_page
-from broker.store.sqlite import StoreClosed, StoreError
+from broker.store.sqlite import CommitFailed, StoreClosed, StoreError
+
+if TYPE_CHECKING:
+    from broker.subscriptions.outbox import PlannedWrite
 
 log = logging.getLogger("cetate.store")
 T = TypeVar("T")
@@ -101,6 +110,8 @@ class PostgresStore:
         self._writes_since_analyze = 0
         self._rows_at_analyze = 0.0
         self._analyzing: asyncio.Task[None] | None = None
+        self._observer: WriteObserver | None = None
+        self._outbox = PostgresOutbox(self._connection)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -275,7 +286,10 @@ class PostgresStore:
             for attempt in range(WRITE_RETRIES):
                 try:
                     async with conn.transaction():
-                        result = await self._write_entity(conn, tenant, entity_id, mutation)
+                        written = self._collecting()
+                        result = await self._write_entity(conn, tenant, entity_id, mutation,
+                                                          written)
+                        await self._observe(conn, written)
                     self._wrote(1)
                     return result
                 except (_CreateRaced, *_RETRYABLE):
@@ -300,17 +314,25 @@ class PostgresStore:
                         # deadlock_timeout, 1 s): so first lock every id, present or not, in
                         # one order. Single writes hold one lock at a time, so no cycle remains.
                         await conn.execute(_LOCK_IDS, tenant, [c[0] for c in changes])
+                        written = self._collecting()
                         try:
                             async with conn.transaction():
-                                results = await self._write_batch(conn, tenant, changes)
+                                results = await self._write_batch(conn, tenant, changes,
+                                                                  written)
                         except (_CreateRaced, asyncpg.PostgresError) as exc:
                             if isinstance(exc, _RETRYABLE):
                                 raise
+                            written = self._collecting()
                             results = [await self._write_in_savepoint(conn, tenant, entity_id,
-                                                                      mutation)
+                                                                      mutation, written)
                                        for entity_id, mutation in changes]
+                        await self._observe(conn, written)
                     self._wrote(len(changes))
                     return results
+                except CommitFailed as exc:
+                    # The observer failed: the whole batch fails like a failed commit (as on
+                    # SQLite), and the transaction was rolled back.
+                    return [exc] * len(changes)
                 except _RETRYABLE:
                     if attempt == WRITE_RETRIES - 1:
                         raise
@@ -348,8 +370,20 @@ class PostgresStore:
         finally:
             self._analyzing = None
 
+    def _collecting(self) -> list[EntityWrite] | None:
+        """Where a write transaction gathers its EntityWrites; None (nothing gathered, no cost)
+        without an observer."""
+        return [] if self._observer is not None else None
+
+    async def _observe(self, conn: asyncpg.Connection,
+                       written: list[EntityWrite] | None) -> None:
+        """The observer's plan for what the transaction wrote, stored before COMMIT."""
+        if written and self._observer is not None:
+            await subs.observe(conn, self._observer, written)
+
     async def _write_batch(self, conn: asyncpg.Connection, tenant: str,
-                           changes: Sequence[tuple[str, Mutation[Any]]]) -> list[Any]:
+                           changes: Sequence[tuple[str, Mutation[Any]]],
+                           written: list[EntityWrite] | None = None) -> list[Any]:
         ids = list(dict.fromkeys(c[0] for c in changes))
         stored = {r["id"]: (r["rid"], orjson.loads(r["doc"])) for r in await conn.fetch(
             "SELECT id, rid, doc FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) "
@@ -359,14 +393,22 @@ class PostgresStore:
         touched: set[str] = set()
         results: list[Any] = []
         for entity_id, mutation in changes:
+            before = current[entity_id]
+            given = before
+            if written is not None and before is not None:
+                # A copy for the mutation: nothing guarantees it leaves its input untouched,
+                # and `before` is also the `after` of this entity's previous change here.
+                given = orjson.loads(orjson.dumps(before))
             try:
-                new, result = mutation(current[entity_id])
+                new, result = mutation(given)
                 if new is not None and new.get("id") != entity_id:
                     raise InternalError(f"A mutation of {entity_id} returned entity "
                                         f"{new.get('id')}")
             except Exception as exc:  # this change fails alone; nothing of it is written
                 results.append(exc)
                 continue
+            if written is not None and (before is not None or new is not None):
+                written.append(EntityWrite(tenant, before, new))
             current[entity_id] = new
             touched.add(entity_id)
             results.append(result)
@@ -408,12 +450,17 @@ class PostgresStore:
         return results
 
     async def _write_in_savepoint(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
-                                  mutation: Mutation[Any]) -> Any:
+                                  mutation: Mutation[Any],
+                                  written: list[EntityWrite] | None = None) -> Any:
         """One change of a batch: its own savepoint, its failure as its result."""
         for _ in range(WRITE_RETRIES):
+            mine: list[EntityWrite] | None = [] if written is not None else None
             try:
                 async with conn.transaction():
-                    return await self._write_entity(conn, tenant, entity_id, mutation)
+                    result = await self._write_entity(conn, tenant, entity_id, mutation, mine)
+                if written is not None and mine:
+                    written.extend(mine)
+                return result
             except _CreateRaced:
                 continue
             except _RETRYABLE:
@@ -428,13 +475,18 @@ class PostgresStore:
                                "ON CONFLICT DO NOTHING", tenant)
 
     async def _write_entity(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
-                            mutation: Mutation[T]) -> T:
+                            mutation: Mutation[T], written: list[EntityWrite] | None = None
+                            ) -> T:
         """Read the stored document under a row lock, run the pure mutation, write the result
-        and rewrite its derived rows; inside the caller's transaction."""
+        and rewrite its derived rows; inside the caller's transaction. The change goes to
+        `written` (what the write observer plans notifications from)."""
         row = await conn.fetchrow("SELECT rid, doc FROM entities WHERE tenant = $1 AND id = $2 "
                                   "FOR UPDATE", tenant, entity_id)
         rid: int | None = row["rid"] if row else None
         new, result = mutation(orjson.loads(row["doc"]) if row else None)
+        if written is not None and (row is not None or new is not None):
+            # A fresh copy of `before`: nothing guarantees the mutation left its input untouched.
+            written.append(EntityWrite(tenant, orjson.loads(row["doc"]) if row else None, new))
         if new is None:
             if rid is not None:
                 await conn.execute("DELETE FROM entities WHERE rid = $1", rid)
@@ -510,6 +562,54 @@ class PostgresStore:
         task = asyncio.ensure_future(touch())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    # -- subscriptions and their outbox (postgres_subscriptions.py, postgres_outbox.py) ------
+    def observe(self, observer: WriteObserver) -> None:
+        self._observer = observer
+
+    @property
+    def outbox(self) -> PostgresOutbox:
+        return self._outbox
+
+    async def _in_transaction(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`run` in one read-committed transaction, retried when PostgreSQL aborts it for a
+        deadlock (a subscription edit and a throttled write locking in opposite orders)."""
+        async with self._connection() as conn:
+            for attempt in range(WRITE_RETRIES):
+                try:
+                    async with conn.transaction():
+                        return await run(conn)
+                except _RETRYABLE:
+                    if attempt == WRITE_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    async def create_subscription(self, tenant: str, sub_id: str,
+                                  record: dict[str, Any]) -> bool:
+        return await self._in_transaction(lambda c: subs.create(c, tenant, sub_id, record))
+
+    async def get_subscription(self, tenant: str, sub_id: str) -> SubscriptionRow | None:
+        return await self._fetch(lambda c: subs.get(c, tenant, sub_id))
+
+    async def list_subscriptions(self, tenant: str, limit: int,
+                                 offset: int) -> tuple[list[SubscriptionRow], int]:
+        async with self._snapshot() as conn:
+            return await subs.page(conn, tenant, limit, offset)
+
+    async def update_subscription(self, tenant: str, sub_id: str,
+                                  edit: SubscriptionEdit) -> dict[str, Any] | None:
+        return await self._in_transaction(lambda c: subs.update(c, tenant, sub_id, edit))
+
+    async def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        return await self._in_transaction(lambda c: subs.delete(c, tenant, sub_id))
+
+    async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
+        return await self._fetch(subs.every)
+
+    async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
+                               now: float, planned: PlannedWrite | None) -> bool:
+        return await self._in_transaction(lambda c: subs.enqueue_periodic(
+            c, tenant, sub_id, expected_last, now, planned))
 
 
 # Transaction-scoped advisory locks on (tenant, id) keys, taken in sorted order.

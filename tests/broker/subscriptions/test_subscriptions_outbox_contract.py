@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
+from broker.store.postgres import PostgresStore
+from broker.store.postgres_outbox import PostgresOutbox
 from broker.store.protocol import Store
 from broker.store.sqlite import SQLiteStore
 from broker.store.sqlite_outbox import SQLiteOutbox
@@ -51,8 +53,45 @@ async def _sqlite_add(outbox: Outbox, out: Outgoing, due: float) -> None:
     await outbox.add(out, due)
 
 
+# The running test's PostgreSQL database (_postgres_database) and the stores opened on it.
+_PG_URL: list[str] = []
+_PG_OPENED: list[PostgresStore] = []
+
+
+async def _postgres() -> Outbox:
+    store = PostgresStore(_PG_URL[-1])
+    await store.open()
+    _PG_OPENED.append(store)
+    return store.outbox
+
+
+async def _postgres_add(outbox: Outbox, out: Outgoing, due: float) -> None:
+    assert isinstance(outbox, PostgresOutbox)
+    await outbox.add(out, due)
+
+
 OUTBOXES: dict[str, tuple[Factory, Adder]] = {"memory": (_memory, _memory_add),
-                                              "sqlite": (_sqlite, _sqlite_add)}
+                                              "sqlite": (_sqlite, _sqlite_add),
+                                              "postgresql": (_postgres, _postgres_add)}
+
+
+@pytest.fixture(autouse=True)
+def _postgres_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A fresh database for a test on the postgresql outbox, asked for here: outside the event
+    loop (postgres_url runs asyncio itself), and only by those tests (it skips without
+    PostgreSQL)."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("box") == "postgresql":
+        _PG_URL.append(request.getfixturevalue("postgres_url"))
+    yield
+    _PG_URL.clear()
+
+
+@pytest.fixture(autouse=True)
+async def _close_postgres_stores() -> AsyncIterator[None]:
+    yield
+    while _PG_OPENED:
+        await _PG_OPENED.pop().close()
 
 
 @pytest.fixture(autouse=True)

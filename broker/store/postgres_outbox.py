@@ -1,0 +1,136 @@
+"""The notification outbox (broker/subscriptions/outbox.py) on PostgreSQL's tables.
+
+Every method is one transaction on a pooled connection. A claim leases rows with one UPDATE
+over a FOR UPDATE SKIP LOCKED selection, so replicas claiming at once take disjoint rows
+without waiting on each other, and a row stays theirs until its lease runs out (the lease
+columns decide, as on SQLite). Times are the callers' epoch seconds, not the database's clock:
+the dispatcher's `now` decides what is due and leased, on every engine alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from broker.store import postgres_subscriptions as subs
+from broker.subscriptions.notification import Outgoing
+from broker.subscriptions.outbox import PendingNotification, draft_from_rows
+from broker.subscriptions.sender import Result
+
+Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+_CLAIMED = ("id, tenant, subscription_id, notification_id, endpoint_key, message, draft, "
+            "change_id, created_at, due, attempt, first_attempt_at")
+_CLAIM = f"""
+UPDATE notification_outbox SET lease_owner = $1, lease_until = $2::float8 + $3::float8
+WHERE id IN (SELECT id FROM notification_outbox
+             WHERE state = 'pending' AND due <= $2
+               AND (lease_until IS NULL OR lease_until < $2)
+               AND endpoint_key <> ALL($4::text[])
+             ORDER BY due, id LIMIT $5 FOR UPDATE SKIP LOCKED)
+RETURNING {_CLAIMED}
+"""
+_COUNT_SENT = ("UPDATE subscription_delivery SET times_sent = times_sent + 1, "
+               "last_notification = $3, last_success = $3 "
+               "WHERE tenant = $1 AND subscription_id = $2")
+_COUNT_FAILED = ("UPDATE subscription_delivery SET times_failed = times_failed + 1, "
+                 "last_notification = $3, last_failure = $3 "
+                 "WHERE tenant = $1 AND subscription_id = $2")
+
+
+def _pending(r: Sequence[Any], bodies: dict[int, list[Any]]) -> PendingNotification:
+    (row_id, tenant, sub_id, notification_id, key, message, draft, change_id, created_at, due,
+     attempt, first_attempt_at) = r
+    if message is not None:
+        return PendingNotification(row_id, Outgoing.from_json(orjson.loads(message)), due,
+                                   created_at, attempt, first_attempt_at, key=key)
+    return PendingNotification(
+        row_id, None, due, created_at, attempt, first_attempt_at,
+        draft=draft_from_rows(notification_id, sub_id, tenant, orjson.loads(draft),
+                              bodies[change_id]), key=key)
+
+
+class PostgresOutbox:
+    """The Outbox protocol; `connect` lends a pooled connection (PostgresStore._connection)."""
+
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
+        self.owner = f"postgresql-{uuid.uuid4()}"  # this process's leases
+
+    async def add(self, out: Outgoing, due: float, created_at: float = 0.0) -> int:
+        """Record a prepared message (a row with `message`, not a draft); its row id."""
+        async with self._connect() as conn:
+            row_id = await conn.fetchval(
+                "INSERT INTO notification_outbox (tenant, subscription_id, notification_id, "
+                "endpoint_key, message, created_at, due) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "RETURNING id", out.tenant, out.subscription_id, out.notification_id,
+                out.endpoint_key, orjson.dumps(out.to_json()).decode(), created_at, due)
+        return int(row_id)
+
+    async def claim(self, now: float, limit: int, lease: float,
+                    skip: frozenset[str] = frozenset()) -> list[PendingNotification]:
+        async with self._connect() as conn, conn.transaction():
+            rows = [tuple(r) for r in await conn.fetch(_CLAIM, self.owner, now, lease,
+                                                       sorted(skip), limit)]
+            rows.sort(key=lambda r: (r[9], r[0]))  # RETURNING keeps no order
+            # Each write's changes once, however many of its rows this claim took. Our row
+            # locks keep them: deleting a subscription waits for this transaction.
+            wanted = sorted({r[7] for r in rows if r[5] is None})
+            bodies: dict[int, list[Any]] = {}
+            if wanted:
+                bodies = {r[0]: orjson.loads(r[1]) for r in await conn.fetch(
+                    "SELECT id, body FROM notification_changes WHERE id = ANY($1::bigint[])",
+                    wanted)}
+        return [_pending(r, bodies) for r in rows]
+
+    async def delivered(self, row: PendingNotification, at: float, result: Result) -> None:
+        # A row gone already (its lease ran out and another claimer delivered it, or the
+        # subscription was deleted) counts nothing twice.
+        async with self._connect() as conn, conn.transaction():
+            found = await _remove(conn, row.row_id)
+            if found is not None:
+                await conn.execute(_COUNT_SENT, found[0], found[1], at)
+
+    async def reschedule(self, row: PendingNotification, due: float, at: float,
+                         result: Result) -> None:
+        async with self._connect() as conn, conn.transaction():
+            found = await conn.fetchrow(
+                "UPDATE notification_outbox SET attempt = attempt + 1, "
+                "first_attempt_at = coalesce(first_attempt_at, $1), due = $2, "
+                "lease_owner = NULL, lease_until = NULL, last_error = $3 WHERE id = $4 "
+                "RETURNING tenant, subscription_id", at, due, result.detail, row.row_id)
+            if found is not None:
+                await conn.execute(_COUNT_FAILED, found[0], found[1], at)
+
+    async def failed(self, row: PendingNotification, at: float, result: Result) -> None:
+        async with self._connect() as conn, conn.transaction():
+            found = await conn.fetchrow(
+                "UPDATE notification_outbox SET state = 'failed', lease_owner = NULL, "
+                "lease_until = NULL, last_error = $1 WHERE id = $2 "
+                "RETURNING tenant, subscription_id", result.detail, row.row_id)
+            if found is not None:
+                await conn.execute(_COUNT_FAILED, found[0], found[1], at)
+
+    async def postpone(self, row: PendingNotification, due: float) -> None:
+        async with self._connect() as conn:
+            await conn.execute("UPDATE notification_outbox SET due = $1, lease_owner = NULL, "
+                               "lease_until = NULL WHERE id = $2", due, row.row_id)
+
+    async def discard(self, row: PendingNotification) -> None:
+        async with self._connect() as conn, conn.transaction():
+            await _remove(conn, row.row_id)
+
+
+async def _remove(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record | None:
+    """Delete an outbox row and release its change; (tenant, subscription_id), or None if the
+    row was gone."""
+    found = await conn.fetchrow("DELETE FROM notification_outbox WHERE id = $1 "
+                                "RETURNING tenant, subscription_id, change_id", row_id)
+    if found is not None and found[2] is not None:
+        await subs.release_changes(conn, [found[2]], [1])
+    return found
