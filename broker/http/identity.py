@@ -1,5 +1,6 @@
 """The identity edge: resolve each request's principal once (security/identity) and keep it in
-`request["principal"]`; handlers and the policy layer read it with `principal_of(request)`.
+the request (`request[PRINCIPAL]`); handlers and the policy layer read it with
+`principal_of(request)`.
 
 No credentials → the public principal. A refused credential → 401 with a ProblemDetails body
 that says nothing of why (the reason is logged) and an RFC 6750 §3 WWW-Authenticate challenge;
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from broker.errors import NgsiError
 from broker.http.edge import problem_response
@@ -25,9 +28,11 @@ from security.identity.settings import IdentitySettings
 log = logging.getLogger("cetate.identity")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
-PRINCIPAL = "principal"
+# The request's storage key (web.RequestKey from aiohttp 3.11 on, as broker/http/audit.py does;
+# a plain string key draws NotAppKeyWarning). Read it with principal_of(request).
+PRINCIPAL: Any = (web.RequestKey("principal", Principal) if hasattr(web, "RequestKey")
+                  else "principal")
 IDENTITY = web.AppKey("identity", IdentityResolver)
 CETATE_ERRORS = "https://cetate.city/errors/"
 REALM = "cetate"
