@@ -107,6 +107,9 @@ class Adapter:
     tenant: ClassVar[str] = ""  # NGSILD-Tenant of its entities; "" is the default tenant
     context: ClassVar[str | list[str]] = CETATE_CONTEXT  # @context of the entities it maps
     write_back: ClassVar[WriteBack | None] = None  # set it to receive on_entity_change calls
+    # "replace": each entity is the whole state (upsert replaces what the broker holds);
+    # "update": entities are partial (an event with one attribute), merged into the broker's.
+    upsert: ClassVar[str] = "replace"
 
     def source(self, config: Config) -> Source:
         """Where the native records come from (adapters.sdk.sources), given the config."""
@@ -138,6 +141,8 @@ def check_adapter(adapter: type[Adapter]) -> None:
     for hook in ("source", "parse", "map"):
         if getattr(adapter, hook) is getattr(Adapter, hook):
             raise ConfigError(f"adapter {adapter.name} does not implement {hook}()")
+    if adapter.upsert not in ("replace", "update"):
+        raise ConfigError(f"adapter {adapter.name}: upsert is \"replace\" or \"update\"")
     if adapter.write_back is not None and adapter.on_entity_change is Adapter.on_entity_change:
         raise ConfigError(f"adapter {adapter.name} sets write_back but no on_entity_change()")
 

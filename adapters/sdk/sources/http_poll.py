@@ -49,11 +49,12 @@ class HttpPolling(BaseSource):
         counter = 0
         client = self._client or httpx.AsyncClient(timeout=POLL_TIMEOUT, headers=self.headers)
         try:
-            poll = 0
+            poll, fresh = 0, False
             while self.polls is None or poll < self.polls:
-                if poll:
+                if poll and not fresh:  # a cursor API with more to give is read on at once
                     await asyncio.sleep(self.interval)
                 poll += 1
+                fresh = False
                 params = {self.cursor_param: str(after)} \
                     if self.cursor_param and after is not None else {}
                 try:
@@ -87,7 +88,7 @@ class HttpPolling(BaseSource):
                         continue
                     if after is not None and _not_after(position, after):
                         continue  # an API answering "from" rather than "after" the cursor
-                    after = position
+                    after, fresh = position, True
                     yield Raw(self.stream, position, item)
         finally:
             if self._client is None:
