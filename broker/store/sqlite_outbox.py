@@ -136,3 +136,14 @@ class SQLiteOutbox:
 
     async def discard(self, row: PendingNotification) -> None:
         await self._write(lambda c: _remove(c, row.row_id))
+
+    async def renew(self, now: float, lease: float) -> None:
+        await self._write(lambda c: c.execute(
+            "UPDATE notification_outbox SET lease_until = ? WHERE lease_owner = ? "
+            "AND state = 'pending'", (now + lease, self.owner)))
+
+    async def expedite(self, endpoint_key: str, now: float) -> None:
+        await self._write(lambda c: c.execute(
+            "UPDATE notification_outbox SET due = ? WHERE state = 'pending' "
+            "AND endpoint_key = ? AND attempt > 0 AND due > ? "
+            "AND (lease_until IS NULL OR lease_until < ?)", (now, endpoint_key, now, now)))

@@ -332,3 +332,33 @@ async def test_two_claimers_never_take_the_same_row(opener: Opener) -> None:
             break
         taken += batch
     assert len(taken) == 40 and len(set(taken)) == 40
+
+
+async def test_renew_extends_only_the_leases_this_outbox_holds(opener: Opener) -> None:
+    a = await opener(OnePerWrite())
+    b = await opener()
+    await a.create_subscription("", sub_id(1), record(1))
+    await a.apply("", lamp_id(1), put(lamp(1)))
+    t = time.time() + 1
+    assert len(await a.outbox.claim(t, 10, 10.0)) == 1
+    await a.outbox.renew(t + 8, 10.0)  # a lives on: held until t + 18
+    assert await b.outbox.claim(t + 12, 10, 10.0) == []
+    assert len(await b.outbox.claim(t + 19, 10, 10.0)) == 1  # a stopped renewing
+    await a.outbox.renew(t + 20, 100.0)  # no longer a's row: b's lease (t + 29) stands
+    assert await a.outbox.claim(t + 25, 10, 10.0) == []
+    assert len(await a.outbox.claim(t + 30, 10, 10.0)) == 1
+
+
+async def test_expedite_brings_a_receivers_retries_forward(opener: Opener) -> None:
+    store = await opener(OnePerWrite())
+    back, other = "http://back.example.org:80", "http://other.example.org:80"
+    await store.create_subscription("", sub_id(1), record(1, key=back))
+    await store.create_subscription("", sub_id(2), record(2, key=other))
+    await store.apply("", lamp_id(1), put(lamp(1)))
+    t = time.time() + 1
+    for row in await store.outbox.claim(t, 10, 60.0):
+        await store.outbox.reschedule(row, t + 100, t, DOWN)
+    await store.outbox.expedite(back, t + 1)
+    (row,) = await store.outbox.claim(t + 1, 10, 1000.0)
+    assert row.endpoint_key == back and row.due == t + 1 and row.attempt == 1
+    assert [r.endpoint_key for r in await store.outbox.claim(t + 100, 10, 60.0)] == [other]
