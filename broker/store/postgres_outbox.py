@@ -125,6 +125,19 @@ class PostgresOutbox:
         async with self._connect() as conn, conn.transaction():
             await _remove(conn, row.row_id)
 
+    async def renew(self, now: float, lease: float) -> None:
+        async with self._connect() as conn:
+            await conn.execute("UPDATE notification_outbox SET lease_until = $1 "
+                               "WHERE lease_owner = $2 AND state = 'pending'",
+                               now + lease, self.owner)
+
+    async def expedite(self, endpoint_key: str, now: float) -> None:
+        async with self._connect() as conn:
+            await conn.execute("UPDATE notification_outbox SET due = $1 WHERE state = 'pending' "
+                               "AND endpoint_key = $2 AND attempt > 0 AND due > $1 "
+                               "AND (lease_until IS NULL OR lease_until < $1)", now,
+                               endpoint_key)
+
 
 async def _remove(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record | None:
     """Delete an outbox row and release its change; (tenant, subscription_id), or None if the

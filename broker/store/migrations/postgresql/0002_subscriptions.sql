@@ -69,3 +69,6 @@ CREATE INDEX notification_outbox_subscription
     ON notification_outbox (tenant, subscription_id, state, due);
 -- the foreign key's child side: GC of notification_changes without a scan.
 CREATE INDEX notification_outbox_change ON notification_outbox (change_id);
+-- renew: the rows one dispatcher holds (few), without reading every row of a backlog.
+CREATE INDEX notification_outbox_lease ON notification_outbox (lease_owner)
+    WHERE lease_owner IS NOT NULL;
