@@ -12,6 +12,7 @@ impossible record is refused with its reason (BadRecord) while the rest of the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -256,7 +257,8 @@ def parse_group(seq: int, data: dict[str, Any]) -> Group:
         reported_at=str(_instant(data, "reportedAt")))
 
 
-PARSERS = {"controller": parse_controller, "cabinet": parse_cabinet, "group": parse_group}
+PARSERS: dict[str, Callable[[int, dict[str, Any]], Record]] = {
+    "controller": parse_controller, "cabinet": parse_cabinet, "group": parse_group}
 
 
 def parse_item(item: Any) -> Record:
@@ -266,7 +268,7 @@ def parse_item(item: Any) -> Record:
     seq = item.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise BadRecord("seq: expected a positive integer")
-    parser = PARSERS.get(item.get("kind"))  # type: ignore[arg-type]
+    parser = PARSERS.get(str(item.get("kind")))
     if parser is None:
         raise BadRecord(f"kind: {item.get('kind')!r} is not one of {sorted(PARSERS)}")
     data = item.get("data")
