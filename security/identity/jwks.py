@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from security.identity.errors import IdentityUnavailable
 from security.identity.settings import IdentitySettings
@@ -93,11 +93,11 @@ def parse_jwks(document: Any) -> KeySet:
     for entry in document["keys"]:
         if not isinstance(entry, dict) or entry.get("kty") not in {"RSA", "EC", "OKP"}:
             continue  # `oct` (shared secrets) never verify tokens here: RFC 8725 §3.2
-        if entry.get("use") not in (None, "sig"):
-            continue
+        if entry.get("use") not in (None, "sig") or "d" in entry:
+            continue  # encryption keys, and private keys published by mistake
         try:
             key = Key(entry, PyJWK(entry))
-        except (PyJWKError, ValueError, TypeError) as exc:
+        except (PyJWTError, ValueError, TypeError, KeyError) as exc:
             log.warning("JWKS key %r skipped: %s", entry.get("kid"), exc)
             continue
         kid = entry.get("kid")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+
+import asyncpg
 
 from security.identity.apikeys import ApiKey, key_id_of, key_matches
 from security.identity.credentials import API_KEY, BEARER, credential_of
@@ -38,7 +41,8 @@ class ApiKeyVerifier:
         else:
             try:
                 found = await self.store.get(key_id)
-            except (OSError, RuntimeError) as exc:
+            except (OSError, RuntimeError, sqlite3.Error, asyncpg.PostgresError,
+                    asyncpg.InterfaceError) as exc:
                 raise IdentityUnavailable(f"key store: {exc}") from None
             if found is None:
                 raise InvalidCredentials(f"unknown key {key_id}", scheme=API_KEY)

@@ -264,3 +264,32 @@ def test_settings_from_env() -> None:
                                    "CETATE_OIDC_ALGORITHMS": "RS256,none"})
     with pytest.raises(ValueError, match="https"):
         TokenVerifier(settings_for("http://idp.example/certs"))
+
+
+async def test_verified_tokens_are_remembered_until_they_expire(jwks_server: JwksServer) -> None:
+    key = rsa_key()
+    jwks_server.document = jwks_of(key)
+    clock = [time.time()]
+    # max age 0: every verification that is not remembered refetches the keys
+    settings = settings_for(jwks_server.url, jwks_max_age=0, jwks_min_refresh=0, leeway=0)
+    verifier = TokenVerifier(settings, clock=lambda: clock[0])
+    try:
+        token = key.sign(exp=int(clock[0]) + 3600)
+        await verifier.verify(token)
+        assert jwks_server.hits == 1
+        jwks_server.document = {"keys": []}  # withdrawn: the remembered token still works...
+        assert (await verifier.verify(token)).subject == "user-1"
+        assert jwks_server.hits == 1
+        clock[0] += 61  # ...for at most a minute, then it is verified afresh, and refused
+        with pytest.raises(InvalidCredentials, match="no key"):
+            await verifier.verify(token)
+        expiring = key.sign(exp=int(time.time()) + 10)
+        jwks_server.document = jwks_of(key)
+        clock[0] = time.time()
+        await verifier.verify(expiring)
+        clock[0] += 11  # past its exp: not taken from memory (PyJWT's real clock accepts it)
+        hits = jwks_server.hits
+        await verifier.verify(expiring)
+        assert jwks_server.hits == hits + 1
+    finally:
+        await verifier.close()
