@@ -47,9 +47,9 @@ class Limits:
     per_endpoint: int = 4  # concurrent deliveries to one receiver
     queue_per_endpoint: int = 64  # claimed rows waiting for one receiver before we skip it
     batch: int = 256  # rows per claim
-    # Longer than a full lane can take with the longest endpoint timeout (64 / 4 x 60 s = 16
-    # min worst case): a lease that expires first makes another replica send the row again.
-    lease: float = 1200.0
+    # Seconds a claim holds a row; renewed every third of it while this dispatcher lives, so
+    # the rows of a process that died are sent by another (or its restart) within this time.
+    lease: float = 30.0
     poll_interval: float = 1.0  # seconds between claims when nothing wakes the dispatcher
 
 
@@ -95,9 +95,13 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Claim and dispatch until stop()."""
+        """Claim and dispatch until stop(); renew the leases held every third of a lease."""
+        renewed = self.clock()
         while not self._stopping:
             try:
+                if self.clock() - renewed >= self.limits.lease / 3:
+                    renewed = self.clock()
+                    await self.outbox.renew(renewed, self.limits.lease)
                 claimed = await self.run_once()
             except Exception:  # the store is down or busy: wait and claim again
                 log.exception("Claiming notifications failed")
@@ -107,7 +111,7 @@ class Dispatcher:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        timeout = self.limits.poll_interval
+        timeout = min(self.limits.poll_interval, self.limits.lease / 3)
         if self._next_due is not None:
             timeout = max(0.0, min(timeout, self._next_due - self.clock()))
         with contextlib.suppress(TimeoutError):
@@ -202,6 +206,9 @@ class Dispatcher:
         now = self.clock()
         if result.outcome is Outcome.DELIVERED:
             await self.outbox.delivered(row, now, result)
+            if row.attempt > 0:  # a retry got through: the receiver is back, and its backlog
+                await self.outbox.expedite(lane.key, now)  # goes now, not at each row's time
+                self.wake()
         else:
             cooldown = outgoing.cooldown if outgoing is not None else None
             if cooldown:

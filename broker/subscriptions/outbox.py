@@ -70,9 +70,10 @@ Claiming on PostgreSQL (replicas never take the same row while its lease holds):
 
 SQLite has one writer at a time: the same UPDATE inside BEGIN IMMEDIATE does it.
 
-A lease that runs out (the dispatcher died, or a receiver hung past the lease) puts the row back
-in the pool and another claimer sends it again: at least once, never at most once. The lease is
-therefore longer than a queue of deliveries to one receiver can take (dispatcher.Limits).
+A lease that runs out (the dispatcher died) puts the row back in the pool and another claimer
+sends it again: at least once, never at most once. A live dispatcher renews the leases it holds
+(`renew`) every third of a lease, so a lease is short (dispatcher.Limits: 30 s) and the rows of
+a process killed mid-delivery are sent again by the next one within that time.
 """
 
 from __future__ import annotations
@@ -227,4 +228,15 @@ class Outbox(Protocol):
     async def discard(self, row: PendingNotification) -> None:
         """Nothing to send after all (the subscription is gone or paused, or the owner may no
         longer see any of the data): delete the row; nothing counted."""
+        ...
+
+    async def renew(self, now: float, lease: float) -> None:
+        """Extend to now + lease the lease of every row this outbox object (this process)
+        holds. The dispatcher renews while it lives, so leases can be short: the rows of a
+        process that died come back within one lease."""
+        ...
+
+    async def expedite(self, endpoint_key: str, now: float) -> None:
+        """The receiver is back (a delivery to it just succeeded): make its pending, not
+        leased, retried rows (attempt > 0) due now instead of at their own backoff time."""
         ...

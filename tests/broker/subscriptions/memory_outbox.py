@@ -85,3 +85,15 @@ class MemoryOutbox:
 
     async def discard(self, row: PendingNotification) -> None:
         self.rows.pop(row.row_id, None)
+
+    async def renew(self, now: float, lease: float) -> None:
+        for row in self.rows.values():
+            if row.lease_until is not None and row.state == "pending":
+                row.lease_until = now + lease
+
+    async def expedite(self, endpoint_key: str, now: float) -> None:
+        for row in self.pending():
+            p = row.pending
+            if p.endpoint_key == endpoint_key and p.attempt > 0 and p.due > now \
+                    and (row.lease_until is None or row.lease_until < now):
+                row.pending = replace(p, due=now)
