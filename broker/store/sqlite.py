@@ -267,8 +267,9 @@ class SQLiteStore:
                     written += self._job_writes
             self._job_writes = []
             if written and self._observer is not None:
-                # Once per group, over every successful job: a plan that raises fails the
-                # group like a failed COMMIT (no write acknowledged without its notifications).
+                # Once per group, over every successful job's writes: a plan that raises fails
+                # the group like a failed COMMIT (no write acknowledged without its
+                # notifications).
                 self._plan(conn, self._observer, written)
             conn.execute("COMMIT")
         except Exception as exc:  # BEGIN, a savepoint, the plan or COMMIT failed: nothing holds
@@ -293,9 +294,16 @@ class SQLiteStore:
         if observer.stale(version):
             observer.load(version, subs.every(conn))
         now = time.time()
-        planned = observer.plan(written, now)
-        if planned is not None:
-            subs.insert_planned(conn, planned, now)
+        # One plan per tenant of the group (one call in the usual single-tenant group), as
+        # PostgreSQL plans per transaction: a planner never sees two tenants' writes together,
+        # so subscriptions of the same id in two tenants cannot mix their changes.
+        by_tenant: dict[str, list[EntityWrite]] = {}
+        for w in written:
+            by_tenant.setdefault(w.tenant, []).append(w)
+        for writes in by_tenant.values():
+            planned = observer.plan(writes, now)
+            if planned is not None:
+                subs.insert_planned(conn, planned, now)
 
     def _submit(self, runs: Sequence[WriteRun], *,
                 wait: bool = True) -> list[asyncio.Future[Any]]:

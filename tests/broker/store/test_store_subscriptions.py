@@ -17,6 +17,7 @@ import pytest
 from broker.errors import BadRequestData
 from broker.store.open import open_store
 from broker.store.protocol import EntityWrite, Store, SubscriptionRow
+from broker.store.sqlite import SQLiteStore
 from broker.subscriptions.match import Change
 from broker.subscriptions.outbox import PlannedNotification, PlannedWrite
 from broker.subscriptions.schedule import instant
@@ -42,6 +43,7 @@ class OnePerWrite:
     subs: list[SubscriptionRow] = field(default_factory=list)
     loads: int = 0
     plans: list[int] = field(default_factory=list)  # writes per plan call
+    tenants: list[set[str]] = field(default_factory=list)  # their tenants, per plan call
     fail: bool = False
 
     def stale(self, version: int) -> bool:
@@ -52,6 +54,7 @@ class OnePerWrite:
 
     def plan(self, writes: Sequence[EntityWrite], now: float) -> PlannedWrite | None:
         self.plans.append(len(writes))
+        self.tenants.append({w.tenant for w in writes})
         if self.fail:
             raise RuntimeError("the planner failed")
         changes = tuple(Change.between(w.tenant, w.before, w.after, NOW) for w in writes)
@@ -263,6 +266,26 @@ async def test_apply_many_plans_only_the_writes_that_held(opener: Opener) -> Non
     rows = await store.outbox.claim(time.time() + 1, 10, 60.0)
     assert sorted(r.draft.items[0].trigger for r in rows if r.draft) == [
         "entityCreated", "entityDeleted", "entityUpdated"]
+
+
+async def test_each_plan_sees_the_writes_of_one_tenant(opener: Opener) -> None:
+    """Subscription ids are unique per tenant only: writes of two tenants planned together
+    could mix one tenant's changes into the other's notification of the same id."""
+    observer = OnePerWrite()
+    store = await opener(observer)
+    for tenant in ("a", "b"):
+        await store.create_subscription(tenant, sub_id(1), record(1, key=f"http://{tenant}:80"))
+    writes = [(t, n) for n in range(4) for t in ("a", "b")]
+    if isinstance(store, SQLiteStore):  # one batch: one group commit, as under load
+        await asyncio.gather(*store._submit([store._apply_job(t, lamp_id(n), put(lamp(n)))
+                                             for t, n in writes]))
+    else:
+        await asyncio.gather(*(store.apply(t, lamp_id(n), put(lamp(n))) for t, n in writes))
+    assert all(len(tenants) == 1 for tenants in observer.tenants)
+    rows = await store.outbox.claim(time.time() + 1, 100, 60.0)
+    assert sorted((r.key, r.draft.tenant) for r in rows if r.draft) == sorted(
+        (f"http://{t}:80", t) for t, _ in writes)
+    assert all(i.change.tenant == r.draft.tenant for r in rows if r.draft for i in r.draft.items)
 
 
 async def test_a_subscription_made_on_another_replica_is_loaded(opener: Opener) -> None:
