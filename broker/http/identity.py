@@ -17,8 +17,10 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from broker.errors import NgsiError
+from broker.http import audit
 from broker.http.edge import problem_response
 from broker.settings import Settings
+from security.audit.entry import Principal as AuditPrincipal
 from security.identity import PUBLIC, Principal
 from security.identity.credentials import API_KEY, API_KEY_HEADER
 from security.identity.errors import IdentityUnavailable, InvalidCredentials
@@ -36,6 +38,7 @@ PRINCIPAL: Any = (web.RequestKey("principal", Principal) if hasattr(web, "Reques
 IDENTITY = web.AppKey("identity", IdentityResolver)
 CETATE_ERRORS = "https://cetate.city/errors/"
 REALM = "cetate"
+REFUSED_RULE = "identity.credentials-refused"  # the audit entry's rule for a 401/400/503
 
 
 class Unauthorized(NgsiError):
@@ -74,7 +77,9 @@ def challenge(refused: InvalidCredentials) -> str:
 
 
 def identity_middleware(resolver: IdentityResolver) -> Middleware:
-    """The middleware resolving every request's principal with `resolver`."""
+    """The middleware resolving every request's principal with `resolver`. Placed after the
+    audit middleware (inside it), it names the principal in the request's audit record and
+    records refused credentials as denied accesses."""
 
     @web.middleware
     async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -86,6 +91,7 @@ def identity_middleware(resolver: IdentityResolver) -> Middleware:
                      refused.reason)
             error: NgsiError = (MalformedCredentials() if refused.error == "invalid_request"
                                 else Unauthorized())
+            audit.note(request, decision="deny", rule=REFUSED_RULE)
             response = problem_response(error, request.path)
             if error.status == 401:
                 response.headers["WWW-Authenticate"] = challenge(refused)
@@ -93,10 +99,14 @@ def identity_middleware(resolver: IdentityResolver) -> Middleware:
         except IdentityUnavailable as exc:
             log.warning("credentials not checkable on %s %s: %s", request.method, request.path,
                         exc)
+            audit.note(request, decision="deny", rule=REFUSED_RULE)
             response = problem_response(IdentityUnavailableError(), request.path)
             response.headers["Retry-After"] = "5"
             return response
         request[PRINCIPAL] = principal
+        if principal is not PUBLIC:
+            audit.note(request, principal=AuditPrincipal(principal.subject,
+                                                         tuple(sorted(principal.roles))))
         return await handler(request)
 
     return identity
@@ -111,8 +121,9 @@ def principal_of(request: web.Request) -> Principal:
 def setup(app: web.Application, settings: Settings,
           identity: IdentitySettings | None = None) -> IdentityResolver:
     """Install identity on the application: the resolver (app[IDENTITY]) with the API keys of
-    the broker's store, its middleware appended to app.middlewares, the key store opened on
-    startup (with a warning while identity is not configured) and closed on cleanup."""
+    the broker's store, its middleware appended to app.middlewares (call this after
+    audit.setup, so that refused credentials are audited too), the key store opened on startup
+    (with a warning while identity is not configured) and closed on cleanup."""
     resolver = IdentityResolver.for_store(settings.store, identity or IdentitySettings.from_env())
     app[IDENTITY] = resolver
     app.middlewares.append(identity_middleware(resolver))

@@ -23,6 +23,7 @@ from broker.settings import Settings
 from security.identity.keystore import create_key, now, open_key_store
 from security.identity.resolver import IdentityResolver
 from security.identity.settings import IdentitySettings
+from tests.security.audit.test_http_audit import all_entries
 from tests.security.identity.kit import (
     AUDIENCE,
     ISSUER,
@@ -197,10 +198,10 @@ async def test_unreachable_issuer_is_503(jwks_server: JwksServer) -> None:
 
 async def test_setup_on_the_real_broker(tmp_path: Path,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    """identity.setup on the broker's own application: keys from its store, the warning while
-    unconfigured, and a refused token on an NGSI-LD route."""
-    settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING",
-                        audit=False)
+    """identity.setup on the broker's own application, after the audit log's: keys from its
+    store, the warning while unconfigured, a refused token on an NGSI-LD route, and both
+    accesses in the audit log with their principal and outcome."""
+    settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING")
     app = broker_app.create_app(settings)
     resolver = identity.setup(app, settings, IdentitySettings())
     server = TestServer(app, host="127.0.0.1")
@@ -219,8 +220,15 @@ async def test_setup_on_the_real_broker(tmp_path: Path,
                                headers={"X-API-Key": key})
             assert r.status_code == 200
             assert await resolver.configured()
+            entries = await all_entries(http)
     finally:
         await server.close()
+    refused, allowed = entries[0], entries[1]
+    assert (refused["status"], refused["decision"], refused["rule"]) == (
+        401, "deny", identity.REFUSED_RULE)
+    assert refused["principal"]["roles"] == []
+    assert allowed["status"] == 200 and allowed["principal"]["roles"] == ["adapter"]
+    assert allowed["principal"]["subject"] != refused["principal"]["subject"]
     # the same database, read by the CLI's key store: the key is there
     store = open_key_store(settings.store)
     await store.open()
