@@ -147,6 +147,7 @@ class JwksSource:
         self._clock = clock
         self._keys: KeySet | None = None
         self._fetched_at: float | None = None  # last attempt, successful or not
+        self._attempts = 0  # finished attempts: a waiter seeing it move uses their outcome
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
         self._jwks_uri: str | None = None  # the discovered one
@@ -171,21 +172,25 @@ class JwksSource:
                 or self._clock() - self._fetched_at >= self.settings.jwks_min_refresh)
 
     async def _refresh(self, *, stale_ok: bool) -> None:
-        attempted = self._fetched_at
+        seen = self._attempts
         async with self._lock:
-            if self._fetched_at != attempted and self._keys is not None:
-                return  # another request refreshed while this one waited
+            if self._attempts != seen:  # another request fetched while this one waited
+                if self._keys is None:
+                    raise IdentityUnavailable(f"keys of {self.issuer} unavailable")
+                return
             if self._keys is None and not self._may_refetch():
                 raise IdentityUnavailable(f"keys of {self.issuer} unavailable (retrying later)")
             self._fetched_at = self._clock()
             try:
                 keys = parse_jwks(await self._load())
             except (OSError, ValueError, httpx.HTTPError) as exc:
+                self._attempts += 1
                 log.warning("cannot load the keys of issuer %s: %s", self.issuer, exc)
                 if stale_ok and self._keys is not None:
                     return  # keep verifying with the keys we had
                 raise IdentityUnavailable(f"keys of {self.issuer} unavailable: {exc}") from None
             self._keys, self._loaded_at = keys, self._clock()
+            self._attempts += 1
             log.info("loaded %d signing key(s) of issuer %s", len(keys), self.issuer)
 
     async def _load(self) -> Any:

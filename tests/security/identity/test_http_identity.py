@@ -236,3 +236,31 @@ async def test_setup_on_the_real_broker(tmp_path: Path,
         assert len(await store.all()) == 1
     finally:
         await store.close()
+
+
+async def test_the_broker_configured_from_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The testable interface: CETATE_OIDC_ISSUER, _AUDIENCE, _JWKS (a file) and
+    CETATE_ROLES_CLAIM with a Keycloak path, on the real broker; roles read from the audit log."""
+    monkeypatch.setenv("CETATE_OIDC_ISSUER", ISSUER)
+    monkeypatch.setenv("CETATE_OIDC_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("CETATE_OIDC_JWKS", write_jwks(tmp_path / "jwks.json", SIGNER))
+    monkeypatch.setenv("CETATE_ROLES_CLAIM", "realm_access.roles")
+    settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING")
+    app = broker_app.create_app(settings)
+    identity.setup(app, settings)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+            token = SIGNER.sign({"realm_access": {"roles": ["city-it"]}})
+            r = await http.get("/ngsi-ld/v1/types", headers=bearer(token))
+            assert r.status_code == 200
+            for make in BAD_TOKENS.values():
+                r = await http.get("/ngsi-ld/v1/types", headers=bearer(make()))
+                assert r.status_code == 401
+            entries = await all_entries(http)
+    finally:
+        await server.close()
+    assert entries[0]["principal"]["roles"] == ["city-it"]
+    assert [e["status"] for e in entries[1:1 + len(BAD_TOKENS)]] == [401] * len(BAD_TOKENS)

@@ -293,3 +293,23 @@ async def test_verified_tokens_are_remembered_until_they_expire(jwks_server: Jwk
         assert jwks_server.hits == hits + 1
     finally:
         await verifier.close()
+
+
+async def test_concurrent_requests_share_one_fetch(jwks_server: JwksServer) -> None:
+    import asyncio
+
+    old, new = rsa_key("rsa-1"), rsa_key("rsa-2")
+    jwks_server.document = jwks_of(old)
+    verifier = TokenVerifier(settings_for(jwks_server.url, jwks_min_refresh=0))
+    try:
+        first = await asyncio.gather(*(verifier.verify(old.sign(sub=f"u{n}"))
+                                       for n in range(20)))
+        assert {p.subject for p in first} == {f"u{n}" for n in range(20)}
+        assert jwks_server.hits == 1
+        jwks_server.document = jwks_of(old, new)
+        rotated = await asyncio.gather(*(verifier.verify(new.sign(sub=f"v{n}"))
+                                         for n in range(20)))
+        assert len(rotated) == 20
+        assert jwks_server.hits == 2
+    finally:
+        await verifier.close()
