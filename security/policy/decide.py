@@ -164,10 +164,20 @@ def _decide_entities(policy: Policy, rules: list[Rule], action: str, resource: R
     iris.update(resource.attributes or ())
     iris.add(UNCLASSIFIED)
     verdicts: dict[str | None, AttributeVerdict] = {}
-    for iri in iris:
-        for t, type_rules in per_type.items():
-            verdict = _strongest(type_rules, iri, policy.class_of(t, iri), action)
-            if iri not in verdicts or PRECEDENCE[verdict.effect] > PRECEDENCE[verdicts[iri].effect]:
+    for t, type_rules in per_type.items():
+        # An attribute no rule names takes its class's verdict: one evaluation per class.
+        named = {a for r in type_rules for a in (r.attributes or ())}
+        by_class: dict[str, AttributeVerdict] = {}
+        for iri in iris:
+            cls = policy.class_of(t, iri)
+            if iri in named:
+                verdict = _strongest(type_rules, iri, cls, action)
+            else:
+                if cls not in by_class:
+                    by_class[cls] = _strongest(type_rules, None, cls, action)
+                verdict = by_class[cls]
+            known = verdicts.get(iri)
+            if known is None or PRECEDENCE[verdict.effect] > PRECEDENCE[known.effect]:
                 verdicts[iri] = verdict
     by_effect: dict[str, set[str]] = {"allow": set(), "mask": set(), "deny": set(),
                                       "pseudonymise": set()}
