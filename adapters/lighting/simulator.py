@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 17:00 in Craiova: the lamps are on
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = 500  # changes per page unless the caller asks (the CMS caps it at MAX_LIMIT)
 MAX_LIMIT = 1000
 
 # (street, (lat, lon) at one end, (lat, lon) at the other): the lamps are spread along it.
@@ -68,6 +68,7 @@ class Lighting:
     cabinets_count: int = 8
     groups_per_cabinet: int = 3
     lamps_per_group: int = 10
+    page: int = DEFAULT_LIMIT  # changes per answer when the caller gives no limit
     rng: random.Random = field(init=False)
     clock: datetime = START
     seq: int = 0
@@ -299,7 +300,7 @@ def _int(request: web.Request, name: str, default: int) -> int:
 async def _changes(request: web.Request) -> web.Response:
     cms = request.app[CMS_KEY]
     after = _int(request, "after", 0)
-    limit = min(max(1, _int(request, "limit", DEFAULT_LIMIT)), MAX_LIMIT)
+    limit = min(max(1, _int(request, "limit", cms.page)), MAX_LIMIT)
     return web.Response(body=cms.page_bytes(after, limit), content_type="application/json",
                         charset="utf-8")
 

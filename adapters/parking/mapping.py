@@ -73,7 +73,7 @@ def parking_spot(event: SensorEvent, zones: Set[str] | None = None) -> dict[str,
     }, event.at)
 
 
-def on_street_parking(zone: Zone, spots: list[str] | None = None) -> dict[str, Any]:
+def on_street_parking(zone: Zone) -> dict[str, Any]:
     return _normalized({
         "id": zone_id(zone.zone), "type": "OnStreetParking",
         "name": f"Zona {zone.zone}, {zone.name}", "location": _point(zone.lat, zone.lon),
@@ -81,7 +81,7 @@ def on_street_parking(zone: Zone, spots: list[str] | None = None) -> dict[str, A
         "chargeType": ["temporaryPrice"], "allowedVehicleType": ["car"],
         "occupancyDetectionType": ["singleSpaceDetection"], "totalSpotNumber": zone.spaces,
         "maximumParkingDuration": f"PT{zone.max_minutes}M", "parkingSiteId": zone.zone,
-        "refParkingSpot": [spot_id(s) for s in spots] if spots else None,
+        "refParkingSpot": [spot_id(s) for s in zone.space_ids] or None,
     }, None)
 
 

@@ -89,6 +89,7 @@ class Zone:
     spaces: int
     tariff_ron_per_hour: Decimal
     max_minutes: int
+    space_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,15 @@ def parse_zone(data: Any) -> Zone:
     return Zone(zone=_text(data, "zone"), name=_text(data, "name"), street=_text(data, "street"),
                 lat=lat, lon=lon, spaces=int(_number(data, "spaces", 1, 10_000)),
                 tariff_ron_per_hour=Decimal(str(_number(data, "tariffRonPerHour", 0, 100))),
-                max_minutes=int(_number(data, "maxMinutes", 1, MAX_SESSION_MINUTES)))
+                max_minutes=int(_number(data, "maxMinutes", 1, MAX_SESSION_MINUTES)),
+                space_ids=_ids(data, "spaceIds"))
+
+
+def _ids(data: dict[str, Any], name: str) -> tuple[str, ...]:
+    values = data.get(name, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise BadRecord(f"{name}: expected a list of identifiers")
+    return tuple(values)
 
 
 def json_list(body: bytes, key: str) -> list[Any]:

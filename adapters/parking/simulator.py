@@ -180,7 +180,8 @@ class Parking:
         return {"zones": [
             {"zone": z, "name": name, "street": street, "lat": (a[0] + b[0]) / 2,
              "lon": (a[1] + b[1]) / 2, "spaces": count, "tariffRonPerHour": float(tariff),
-             "maxMinutes": max_minutes}
+             "maxMinutes": max_minutes,
+             "spaceIds": sorted(k for k, s in self.spaces.items() if s["zone"] == z)}
             for z, name, street, a, b, count, tariff, max_minutes in ZONES]}
 
     def truth(self) -> dict[str, Any]:
@@ -212,7 +213,7 @@ class ParkingSimulator:
     def __init__(self, *, seed: int = 7, host: str = "127.0.0.1", port: int = 0,
                  mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
                  prefix: str | None = None, exports: Path | None = None,
-                 ticks: int = 0) -> None:
+                 ticks: int = 0, tick: float = 0.0) -> None:
         # a prefix per run, so two simulators on one Mosquitto never mix their spaces
         self.state = Parking(seed=seed, prefix=prefix or f"craiova/parking/sim{os.getpid()}"
                              f"-{random.randrange(1 << 30)}")
@@ -220,6 +221,9 @@ class ParkingSimulator:
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.exports = exports or Path(tempfile.mkdtemp(prefix="cetate-sms-"))
         self.ticks = ticks  # exports written at start, before any adapter reads
+        self.tick_every = tick  # > 0: the city moves on one minute every `tick` seconds
+        self._clock: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one tick or injection at a time
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._mqtt: aiomqtt.Client | None = None
@@ -235,13 +239,24 @@ class ParkingSimulator:
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.url = f"http://{self.host}:{self._runner.addresses[0][1]}"
+        if self.tick_every > 0:
+            self._clock = asyncio.create_task(self._advance())
         return self.config()
+
+    async def _advance(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_every)
+            await self.tick()
 
     def config(self) -> dict[str, Any]:
         return {"api": self.url, "mqtt_host": self.mqtt_host, "mqtt_port": self.mqtt_port,
-                "topic": f"{self.state.prefix}/+/+", "exports": str(self.exports)}
+                "topic": f"{self.state.prefix}/+/+", "exports": str(self.exports),
+                "interval": 1.0, "client_id": ""}
 
     async def stop(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -269,11 +284,16 @@ class ParkingSimulator:
         return write_export(self.exports, name, content or csv_text(rows).encode("utf-8"))
 
     async def tick(self, minutes: int = 1) -> None:
-        events, sessions = self.state.tick(minutes)
-        await self._publish(events)
-        self._export(sessions)
+        async with self._lock:
+            events, sessions = self.state.tick(minutes)
+            await self._publish(events)
+            self._export(sessions)
 
     async def inject(self, kind: str, count: int = 1) -> None:
+        async with self._lock:
+            await self._inject_unlocked(kind, count)
+
+    async def _inject_unlocked(self, kind: str, count: int) -> None:
         state = self.state
         if kind == "carpark-impossible":
             state.spoil_car_parks += count
@@ -360,13 +380,12 @@ class ParkingSimulator:
 async def _serve(args: argparse.Namespace) -> None:
     sim = ParkingSimulator(seed=args.seed, port=args.port, prefix=args.prefix,
                            exports=Path(args.exports) if args.exports else None,
-                           mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, ticks=1)
+                           mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, ticks=1,
+                           tick=args.interval)
     config = await sim.start()
     print(json.dumps(config), flush=True)
     try:
-        while True:
-            await asyncio.sleep(args.interval)
-            await sim.tick()
+        await asyncio.Event().wait()
     finally:
         await sim.stop()
 

@@ -34,9 +34,8 @@ def test_every_simulated_record_maps_to_entities_the_broker_accepts() -> None:
     city = Parking(seed=9)
     events, sessions = city.tick(3)
     zones = [parse.parse_zone(z) for z in city.zones_answer()["zones"]]
-    entities = [mapping.on_street_parking(z, [s for s in city.spaces
-                                              if city.spaces[s]["zone"] == z.zone])
-                for z in zones]
+    entities = [mapping.on_street_parking(z) for z in zones]
+    assert sum(len(e["refParkingSpot"]["object"]) for e in entities) == len(city.spaces)
     entities += [mapping.off_street_parking(parse.parse_car_park(p))
                  for p in city.car_park_answer()["carparks"]]
     entities += [mapping.parking_spot(parse.parse_sensor_event(payload), ZONE_CODES)
