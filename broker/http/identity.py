@@ -24,6 +24,7 @@ from security.audit.entry import Principal as AuditPrincipal
 from security.identity import PUBLIC, Principal
 from security.identity.credentials import API_KEY, API_KEY_HEADER
 from security.identity.errors import IdentityUnavailable, InvalidCredentials
+from security.identity.keystore import open_key_store
 from security.identity.resolver import IdentityResolver
 from security.identity.settings import IdentitySettings
 
@@ -124,7 +125,17 @@ def setup(app: web.Application, settings: Settings,
     the broker's store, its middleware appended to app.middlewares (call this after
     audit.setup, so that refused credentials are audited too), the key store opened on startup
     (with a warning while identity is not configured) and closed on cleanup."""
-    resolver = IdentityResolver.for_store(settings.store, identity or IdentitySettings.from_env())
+    if identity is None:
+        try:
+            identity = IdentitySettings.from_env()
+        except ValueError as exc:  # a misconfiguration stops the start, as broker settings do
+            raise SystemExit(f"identity settings: {exc}") from None
+    try:
+        keys = open_key_store(settings.store)
+    except ValueError:
+        log.warning("store %s cannot hold API keys: API keys are refused", settings.store)
+        keys = None
+    resolver = IdentityResolver(identity, keys)
     app[IDENTITY] = resolver
     app.middlewares.append(identity_middleware(resolver))
 

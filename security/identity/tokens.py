@@ -28,6 +28,12 @@ MAX_TOKEN_BYTES = 16 * 1024
 # Header parameters that change how a token must be processed (RFC 7515 §4.1.11): the broker
 # implements none, so a token that lists any in `crit` is refused, as the RFC requires.
 UNDERSTOOD_CRIT: frozenset[str] = frozenset()
+# RFC 8725 §3.11 / RFC 9068 §2.1: access tokens are typed `at+jwt` (or untyped / `JWT`, as
+# Keycloak and Entra ID send them); other explicit types (`logout+jwt`, `secevent+jwt`...) are
+# tokens for something else. Keycloak marks its own kinds in a `typ` claim: its ID tokens carry
+# the client as audience, so without this check an ID token could be replayed as an access token.
+ACCESS_TOKEN_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+NOT_ACCESS_TOKEN_CLAIM_TYPES = frozenset({"ID", "Refresh", "Offline", "Logout", "Serialized-ID"})
 # Clients reuse a token for minutes, and a signature check costs ~0.2 ms (RS256 and ES256 alike),
 # a fifth of an entity retrieval: verified tokens are remembered, by their SHA-256, until they
 # expire and for at most TOKEN_CACHE_S, so a key the issuer withdraws stops working within it.
@@ -92,6 +98,13 @@ class TokenVerifier:
         crit = header.get("crit")
         if crit is not None and (not isinstance(crit, list) or set(crit) - UNDERSTOOD_CRIT):
             raise InvalidCredentials(f"unsupported critical header parameters {crit!r}")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str)
+                                or typ.lower() not in ACCESS_TOKEN_HEADER_TYPES):
+            raise InvalidCredentials(f"token type {typ!r} is not an access token")
+        if unverified.get("typ") in NOT_ACCESS_TOKEN_CLAIM_TYPES:
+            raise InvalidCredentials(f"token of kind {unverified.get('typ')!r}, not an access "
+                                     "token")
         issuer = unverified.get("iss")
         source = self.sources.get(issuer) if isinstance(issuer, str) else None
         if source is None or not isinstance(issuer, str):

@@ -313,3 +313,21 @@ async def test_concurrent_requests_share_one_fetch(jwks_server: JwksServer) -> N
         assert jwks_server.hits == 2
     finally:
         await verifier.close()
+
+
+@pytest.mark.parametrize("headers, claims, ok", [
+    ({"typ": "at+jwt"}, {}, True),
+    ({"typ": "JWT"}, {"typ": "Bearer"}, True),  # Keycloak's access tokens
+    ({"typ": "JWT"}, {"typ": "ID"}, False),  # Keycloak's ID token, audience = the client
+    ({"typ": "logout+jwt"}, {}, False),
+    ({"typ": "secevent+jwt"}, {}, False),
+])
+async def test_only_access_tokens(tmp_path: Path, headers: dict[str, Any],
+                                  claims: dict[str, Any], ok: bool) -> None:
+    key = rsa_key()
+    path = write_jwks(tmp_path / "jwks.json", key)
+    token = key.sign(claims, headers=headers)
+    if ok:
+        assert (await verify(settings_for(path), token)).subject == "user-1"
+    else:
+        assert "access token" in (await refused(settings_for(path), token)).reason
