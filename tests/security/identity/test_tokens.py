@@ -331,3 +331,29 @@ async def test_only_access_tokens(tmp_path: Path, headers: dict[str, Any],
         assert (await verify(settings_for(path), token)).subject == "user-1"
     else:
         assert "access token" in (await refused(settings_for(path), token)).reason
+
+
+async def test_file_jwks_rotation(tmp_path: Path) -> None:
+    old, new = ed_key("ed-1"), ed_key("ed-2")
+    path = write_jwks(tmp_path / "jwks.json", old)
+    verifier = TokenVerifier(settings_for(path, jwks_min_refresh=0))
+    try:
+        await verifier.verify(old.sign())
+        write_jwks(tmp_path / "jwks.json", new)  # the operator replaces the file
+        assert (await verifier.verify(new.sign(sub="u2"))).subject == "u2"
+    finally:
+        await verifier.close()
+
+
+async def test_issuer_down_keeps_the_cached_keys(jwks_server: JwksServer) -> None:
+    key = rsa_key()
+    jwks_server.document = jwks_of(key)
+    settings = settings_for(jwks_server.url, jwks_max_age=0, jwks_min_refresh=0)
+    verifier = TokenVerifier(settings)
+    try:
+        await verifier.verify(key.sign(sub="a"))
+        verifier.sources[ISSUER].location = jwks_server.base + "/down"  # now answers 404
+        assert (await verifier.verify(key.sign(sub="b"))).subject == "b"
+        assert jwks_server.hits == 1
+    finally:
+        await verifier.close()
