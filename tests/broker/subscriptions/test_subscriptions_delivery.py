@@ -1,0 +1,651 @@
+"""Notifications delivered by a real broker to real receivers: an aiohttp server and the local
+Mosquitto (ETSI GS CIM 009 v1.9.1 clauses 5.2.12, 5.2.14, 5.2.15, 5.3.1, 5.11, 4.5; the MQTT
+binding). Every trigger, filter and format, the endpoint options, tenants, batches, throttling,
+periodic subscriptions and at-least-once redelivery; the read-only members they leave behind.
+
+Waits are on the receiver's events (Receiver.wait_for), the MQTT listener's messages, or the
+subscription's read-only members (api_fixtures.until); a fixed pause (QUIET) only proves that
+nothing more arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.broker.subscriptions.api_fixtures import (
+    CONTEXT_REL,
+    ENTITIES,
+    LD,
+    NULL,
+    OPS,
+    QUIET,
+    SUBS,
+    create,
+    delivered,
+    lamp,
+    lamp_id,
+    mqtt_listener,
+    patch_attrs,
+    read_sub,
+    sub_id_of,
+    subscribe,
+    subscription,
+    until,
+)
+from tests.broker.subscriptions.conftest import Receiver, serving_receiver
+from tests.conftest import CORE
+
+NOTIFICATION_ID = re.compile(r"urn:ngsi-ld:Notification:[0-9a-f-]{36}")
+INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+LIGHTING = {"Streetlight": "https://example.org/lighting/Streetlight",
+            "powerState": "https://example.org/lighting/powerState"}
+CLUJ = (23.5899, 46.7712)
+
+
+# With attributes: creating an entity without any fires no attribute trigger (match.py).
+SPOT = {"id": "urn:ngsi-ld:ParkingSpot:p1", "type": "ParkingSpot",
+        "occupancy": {"type": "Property", "value": "free"}}
+
+
+def off() -> dict[str, Any]:
+    return {"powerState": {"type": "Property", "value": "off"}}
+
+
+def level(value: float) -> dict[str, Any]:
+    return {"dimmingLevel": {"type": "Property", "value": value}}
+
+
+def epoch(instant: str) -> float:
+    return datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()
+
+
+def data(receiver: Receiver) -> list[dict[str, Any]]:
+    """Every entity the receiver was notified of, in arrival order."""
+    return [entity for r in receiver.received for entity in r.body["data"]]
+
+
+async def quiet(receiver: Receiver, count: int) -> None:
+    """Wait for `count` notifications, then prove no more come."""
+    await receiver.wait_for(count)
+    await asyncio.sleep(QUIET)
+    assert len(receiver.received) == count, [r.body["data"] for r in receiver.received]
+
+
+# -- the notification (clause 5.3.1) and its HTTP message --------------------------------------
+
+async def test_notification_body_and_headers(client: httpx.AsyncClient,
+                                             receiver: Receiver) -> None:
+    sub_id = await subscribe(client, subscription(receiver.url + "/city/lights"))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    (got,) = receiver.received
+    assert got.path == "/city/lights"
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["Link"] == f"<{CORE}>; {CONTEXT_REL}"
+    assert "NGSILD-Tenant" not in got.headers
+    body = got.body
+    assert set(body) == {"id", "type", "subscriptionId", "notifiedAt", "data"}
+    assert NOTIFICATION_ID.fullmatch(body["id"]), body["id"]
+    assert body["type"] == "Notification"
+    assert body["subscriptionId"] == sub_id
+    assert INSTANT.fullmatch(body["notifiedAt"]), body["notifiedAt"]
+    assert abs(epoch(body["notifiedAt"]) - datetime.now(UTC).timestamp()) < 60
+    assert body["data"] == [lamp(1)]  # normalized, no system attributes by default
+
+    state = (await delivered(client, sub_id))["notification"]
+    assert state["timesSent"] == 1 and state["timesFailed"] == 0
+    assert state["status"] == "ok"
+    assert state["lastNotification"] == state["lastSuccess"]
+    assert epoch(state["lastSuccess"]) >= epoch(body["notifiedAt"]) - 0.001
+    assert "lastFailure" not in state
+
+
+# -- triggers (clause 5.2.12 notificationTrigger; broker/subscriptions/match.py) ---------------
+
+def _step(entity: dict[str, Any]) -> str:
+    """Which write of _lifecycle a notified entity shows."""
+    if "deletedAt" in entity:
+        return "deleted"
+    fault = entity.get("fault")
+    if fault is not None:
+        return "fault removed" if fault["value"] == NULL else "fault added"
+    return "switched off" if entity["powerState"]["value"] == "off" else "created"
+
+
+async def _lifecycle(client: httpx.AsyncClient) -> None:
+    """A streetlight created, one attribute updated, one added then removed, then deleted:
+    five writes, each firing a different set of triggers."""
+    url = f"{ENTITIES}/{lamp_id(1)}"
+    await create(client, lamp(1))
+    await patch_attrs(client, lamp_id(1), off())
+    added = await client.post(url + "/attrs", json={
+        "fault": {"type": "Property", "value": "lamp broken"}})
+    assert added.status_code == 204, added.text
+    assert (await client.delete(url + "/attrs/fault")).status_code == 204
+    assert (await client.delete(url)).status_code == 204
+
+
+TRIGGERS: dict[str, list[str]] = {
+    "entityCreated": ["created"],
+    "entityUpdated": ["switched off", "fault added", "fault removed"],
+    "entityDeleted": ["deleted"],
+    "attributeCreated": ["created", "fault added"],
+    "attributeUpdated": ["switched off"],
+    "attributeDeleted": ["fault removed"],
+}
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+async def test_each_trigger(client: httpx.AsyncClient, receiver: Receiver,
+                            trigger: str) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=[trigger]))
+    await _lifecycle(client)
+    await quiet(receiver, len(TRIGGERS[trigger]))
+    assert sorted(_step(e) for e in data(receiver)) == sorted(TRIGGERS[trigger])
+
+
+async def test_default_and_every_trigger(client: httpx.AsyncClient) -> None:
+    async with serving_receiver() as default, serving_receiver() as every:
+        await subscribe(client, subscription(default.url))
+        await subscribe(client, subscription(every.url, notificationTrigger=list(TRIGGERS)))
+        await _lifecycle(client)
+        # Clause 5.2.12: by default attributeCreated and attributeUpdated.
+        await quiet(default, 3)
+        assert sorted(_step(e) for e in data(default)) == sorted(
+            ["created", "switched off", "fault added"])
+        # One notification per write, however many triggers it fires.
+        await quiet(every, 5)
+        assert sorted(_step(e) for e in data(every)) == sorted(
+            ["created", "switched off", "fault added", "fault removed", "deleted"])
+
+
+async def test_deletions_as_notified(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(
+        receiver.url, notificationTrigger=["attributeDeleted", "entityDeleted"]))
+    await _lifecycle(client)
+    await receiver.wait_for(2)
+    by_step = {_step(e): e for e in data(receiver)}
+    # Clause 5.2.1: a deleted attribute is notified with the NGSI-LD Null as its value.
+    assert by_step["fault removed"]["fault"] == {"type": "Property", "value": NULL}
+    gone = by_step["deleted"]
+    assert gone["id"] == lamp_id(1) and gone["type"] == "Streetlight"
+    assert INSTANT.fullmatch(gone["deletedAt"])
+    assert gone["powerState"]["value"] == NULL
+    assert gone["refStreetlightGroup"] == {"type": "Relationship", "object": NULL}
+
+
+async def test_watched_attributes(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, watchedAttributes=["dimmingLevel"]))
+    await create(client, lamp(1, level=0.8))
+    await patch_attrs(client, lamp_id(1), off())  # not watched
+    await patch_attrs(client, lamp_id(1), level(0.2))
+    await quiet(receiver, 2)
+    assert sorted(e["dimmingLevel"]["value"] for e in data(receiver)) == [0.2, 0.8]
+
+
+async def test_watched_attributes_without_entities(client: httpx.AsyncClient,
+                                                   receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, entities=None,
+                                         watchedAttributes=["occupancy"]))
+    await create(client, lamp(1))  # no occupancy
+    await create(client, SPOT)
+    await quiet(receiver, 1)
+    assert [e["id"] for e in data(receiver)] == ["urn:ngsi-ld:ParkingSpot:p1"]
+
+
+# -- filters: entities, q, geoQ, scopeQ (clauses 5.2.33, 4.9, 4.10, 4.19) ----------------------
+
+async def test_entity_selectors(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    selectors = {
+        "/by-id": [{"type": "Streetlight", "id": lamp_id(2)}],
+        "/by-pattern": [{"type": "Streetlight", "idPattern": "craiova-00[13]$"}],
+        "/any-of": [{"type": "ParkingSpot,Bench"}],
+        "/all-of": [{"type": "(Streetlight;Device)"}],
+    }
+    for path, entities in selectors.items():
+        await subscribe(client, subscription(receiver.url + path, entities=entities))
+    for n in (1, 2, 3):
+        await create(client, lamp(n))
+    await create(client, SPOT)
+    await create(client, {**lamp(9), "id": "urn:ngsi-ld:Streetlight:smart-9",
+                          "type": ["Streetlight", "Device"]})
+    await quiet(receiver, 5)
+    notified: dict[str, set[str]] = {}
+    for r in receiver.received:
+        notified.setdefault(r.path, set()).update(e["id"] for e in r.body["data"])
+    assert notified == {
+        "/by-id": {lamp_id(2)},
+        "/by-pattern": {lamp_id(1), lamp_id(3)},
+        "/any-of": {"urn:ngsi-ld:ParkingSpot:p1"},
+        "/all-of": {"urn:ngsi-ld:Streetlight:smart-9"},
+    }
+
+
+async def test_q(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, q="dimmingLevel>0.5"))
+    await create(client, lamp(1, level=0.3))
+    await create(client, lamp(2, level=0.9))
+    await patch_attrs(client, lamp_id(1), level(0.7))  # now matches
+    await patch_attrs(client, lamp_id(2), level(0.1))  # no longer does
+    await quiet(receiver, 2)
+    assert sorted((e["id"], e["dimmingLevel"]["value"]) for e in data(receiver)) == [
+        (lamp_id(1), 0.7), (lamp_id(2), 0.9)]
+
+
+async def test_geo_q(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url + "/near-craiova", geoQ={
+        "geometry": "Point", "coordinates": [23.7967, 44.3190],
+        "georel": "near;maxDistance==2000"}))
+    cluj_box = [[[23.4, 46.6], [23.8, 46.6], [23.8, 46.9], [23.4, 46.9], [23.4, 46.6]]]
+    await subscribe(client, subscription(receiver.url + "/in-cluj", geoQ={
+        "geometry": "Polygon", "coordinates": cluj_box, "georel": "within"}))
+    await create(client, lamp(1))
+    await create(client, lamp(2, where=CLUJ))
+    await create(client, lamp(3, where=(26.1025, 44.4268)))  # Bucharest: neither
+    await quiet(receiver, 2)
+    assert {(r.path, r.body["data"][0]["id"]) for r in receiver.received} == {
+        ("/near-craiova", lamp_id(1)), ("/in-cluj", lamp_id(2))}
+
+
+async def test_scope_q(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, scopeQ="/Craiova/#"))
+    await create(client, lamp(1, scope="/Craiova/Centru"))
+    await create(client, lamp(2, scope="/Cluj"))
+    await create(client, lamp(3))  # no scope
+    await quiet(receiver, 1)
+    assert [e["id"] for e in data(receiver)] == [lamp_id(1)]
+
+
+# -- what the notification carries -------------------------------------------------------------
+
+async def test_notification_attributes(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(
+        receiver.url, notification={"attributes": ["powerState", "location"]}))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    (entity,) = data(receiver)
+    assert set(entity) == {"id", "type", "powerState", "location"}
+
+
+FORMATS: dict[str, dict[str, Any]] = {
+    "normalized": {"powerState": {"type": "Property", "value": "on"},
+                   "refStreetlightGroup": {"type": "Relationship",
+                                           "object": "urn:ngsi-ld:StreetlightGroup:calea-unirii"},
+                   "dimmingLevel": {"type": "Property", "value": 0.8}},
+    "keyValues": {"powerState": "on",
+                  "refStreetlightGroup": "urn:ngsi-ld:StreetlightGroup:calea-unirii",
+                  "dimmingLevel": 0.8,
+                  "location": {"type": "Point", "coordinates": [23.7967, 44.3190]}},
+    "concise": {"powerState": "on",
+                "refStreetlightGroup": {"object": "urn:ngsi-ld:StreetlightGroup:calea-unirii"},
+                "dimmingLevel": 0.8},
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_formats(client: httpx.AsyncClient, receiver: Receiver, fmt: str) -> None:
+    await subscribe(client, subscription(receiver.url, notification={"format": fmt}))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    (entity,) = data(receiver)
+    assert entity["id"] == lamp_id(1) and entity["type"] == "Streetlight"
+    for name, expected in FORMATS[fmt].items():
+        assert entity[name] == expected, name
+
+
+@pytest.mark.parametrize("fmt", ["normalized", "concise"])
+async def test_show_changes(client: httpx.AsyncClient, receiver: Receiver, fmt: str) -> None:
+    await subscribe(client, subscription(
+        receiver.url, notificationTrigger=["attributeCreated", "attributeUpdated",
+                                           "attributeDeleted"],
+        notification={"format": fmt, "showChanges": True}))
+    await create(client, lamp(1, fault={"type": "Property", "value": "flicker"}))
+    await receiver.wait_for(1)
+    (created,) = data(receiver)
+    assert "previousValue" not in str(created)  # nothing came before a creation
+    await patch_attrs(client, lamp_id(1), {
+        **off(), "refStreetlightGroup": {"type": "Relationship",
+                                         "object": "urn:ngsi-ld:StreetlightGroup:nord"}})
+    await receiver.wait_for(2)
+    updated = data(receiver)[1]
+    kind = {"type": "Property"} if fmt == "normalized" else {}
+    rel = {"type": "Relationship"} if fmt == "normalized" else {}
+    assert updated["powerState"] == {**kind, "value": "off", "previousValue": "on"}
+    assert updated["refStreetlightGroup"] == {
+        **rel, "object": "urn:ngsi-ld:StreetlightGroup:nord",
+        "previousObject": "urn:ngsi-ld:StreetlightGroup:calea-unirii"}
+    assert "previousValue" not in str(updated["dimmingLevel"])  # untouched by this write
+    assert (await client.delete(f"{ENTITIES}/{lamp_id(1)}/attrs/fault")).status_code == 204
+    await receiver.wait_for(3)
+    removed = data(receiver)[2]
+    assert removed["fault"]["value"] == NULL
+    assert removed["fault"]["previousValue"] == "flicker"
+
+
+async def test_sys_attrs(client: httpx.AsyncClient) -> None:
+    async with serving_receiver() as plain, serving_receiver() as with_sys:
+        await subscribe(client, subscription(plain.url))
+        await subscribe(client, subscription(with_sys.url, notification={"sysAttrs": True}))
+        await create(client, lamp(1))
+        await plain.wait_for(1)
+        await with_sys.wait_for(1)
+        (bare,) = data(plain)
+        assert "createdAt" not in bare and "createdAt" not in bare["powerState"]
+        (entity,) = data(with_sys)
+        assert INSTANT.fullmatch(entity["createdAt"]) and INSTANT.fullmatch(entity["modifiedAt"])
+        assert INSTANT.fullmatch(entity["powerState"]["createdAt"])
+        assert entity["powerState"]["modifiedAt"] >= entity["powerState"]["createdAt"]
+
+
+async def test_lang(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, lang="en"))
+    await create(client, lamp(1, name={"type": "LanguageProperty",
+                                       "languageMap": {"ro": "Lampă", "en": "Lamp"}}))
+    await receiver.wait_for(1)
+    (entity,) = data(receiver)
+    # Clause 4.15: a LanguageProperty is notified as a Property in the language asked for.
+    assert entity["name"] == {"type": "Property", "value": "Lamp", "lang": "en"}
+
+
+# -- endpoint: accept, @context, receiverInfo (clauses 5.2.15, 6.3.5) --------------------------
+
+async def _hosted(client: httpx.AsyncClient, server: TestServer) -> str:
+    hosted = await client.post("/ngsi-ld/v1/jsonldContexts", json={"@context": LIGHTING})
+    assert hosted.status_code == 201, hosted.text
+    return f"http://127.0.0.1:{server.port}{hosted.headers['Location']}"
+
+
+def _lighting_terms(entity: dict[str, Any]) -> None:
+    assert entity["type"] == "Streetlight"
+    assert entity["powerState"] == {"type": "Property", "value": "on"}
+    assert "dimmingLevel" in entity  # a core (default vocabulary) term
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/ld+json"])
+async def test_accept_and_context(client: httpx.AsyncClient, server: TestServer,
+                                  receiver: Receiver, accept: str) -> None:
+    ctx_url = await _hosted(client, server)
+    link = {"Link": f"<{ctx_url}>; {CONTEXT_REL}"}
+    await subscribe(client, subscription(receiver.url, endpoint={"accept": accept}),
+                    headers=link)
+    await create(client, lamp(1), headers=link)
+    await receiver.wait_for(1)
+    (got,) = receiver.received
+    assert got.headers["Content-Type"] == accept
+    if accept == "application/json":
+        assert got.headers["Link"] == f"<{ctx_url}>; {CONTEXT_REL}"
+        assert "@context" not in got.body
+    else:
+        assert "Link" not in got.headers
+        assert got.body["@context"] == [ctx_url, CORE]
+    # The entity was written with the same terms: they come back compacted.
+    _lighting_terms(got.body["data"][0])
+
+
+async def test_context_of_another_requester(client: httpx.AsyncClient, server: TestServer,
+                                            receiver: Receiver) -> None:
+    link = {"Link": f"<{await _hosted(client, server)}>; {CONTEXT_REL}"}
+    # The subscription speaks the core context only: the lighting terms arrive as IRIs.
+    await subscribe(client, subscription(receiver.url,
+                                         entities=[{"type": LIGHTING["Streetlight"]}]))
+    await create(client, lamp(1), headers=link)
+    await receiver.wait_for(1)
+    (entity,) = data(receiver)
+    assert entity["type"] == LIGHTING["Streetlight"]
+    assert LIGHTING["powerState"] in entity and "powerState" not in entity
+
+
+async def test_inline_context_is_hosted_for_the_link(client: httpx.AsyncClient,
+                                                     receiver: Receiver) -> None:
+    body = {**subscription(receiver.url), "@context": [LIGHTING, CORE]}
+    sub_id_of(await client.post(f"{SUBS}", json=body, headers=LD))
+    await create(client, {**lamp(1), "@context": [LIGHTING, CORE]}, headers=LD)
+    await receiver.wait_for(1)
+    (got,) = receiver.received
+    _lighting_terms(got.body["data"][0])
+    # An inline @context has no URL of its own: the broker hosts a copy and links to it.
+    match = re.fullmatch(r"<[^>]*(/ngsi-ld/v1/jsonldContexts/[^>]+)>; " + re.escape(CONTEXT_REL),
+                         got.headers["Link"])
+    assert match, got.headers["Link"]
+    hosted = await client.get(match[1])
+    assert hosted.status_code == 200, hosted.text
+    assert LIGHTING in hosted.json()["@context"] or hosted.json()["@context"] == LIGHTING
+
+
+async def test_receiver_info_headers(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, endpoint={"receiverInfo": [
+        {"key": "Authorization", "value": "Bearer dispatch-centre"},
+        {"key": "X-City", "value": "craiova"}]}))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    headers = receiver.received[0].headers
+    assert headers["Authorization"] == "Bearer dispatch-centre"
+    assert headers["X-City"] == "craiova"
+
+
+async def test_tenant_header(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    craiova = {"NGSILD-Tenant": "craiova"}
+    sub_id = await subscribe(client, subscription(receiver.url), headers=craiova)
+    await create(client, lamp(1))  # the default tenant: not this subscription's
+    await create(client, lamp(2), headers={"NGSILD-Tenant": "cluj"})
+    await create(client, lamp(3), headers=craiova)
+    await quiet(receiver, 1)
+    (got,) = receiver.received
+    assert got.headers["NGSILD-Tenant"] == "craiova"
+    assert [e["id"] for e in got.body["data"]] == [lamp_id(3)]
+    assert (await delivered(client, sub_id, headers=craiova))["notification"]["timesSent"] == 1
+
+
+# -- batches: one notification per write (clause 5.3.1 data holds several entities) -----------
+
+async def test_batch_is_one_notification(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url))
+    created = await client.post(OPS + "/create", json=[*(lamp(n) for n in range(1, 6)), SPOT])
+    assert created.status_code == 201, created.text
+    await receiver.wait_for(1)
+    assert sorted(e["id"] for e in receiver.received[0].body["data"]) == [
+        lamp_id(n) for n in range(1, 6)]
+    updated = await client.post(OPS + "/update", json=[
+        {"id": lamp_id(n), "type": "Streetlight", **off()} for n in (1, 2, 3)])
+    assert updated.status_code == 204, updated.text
+    await quiet(receiver, 2)
+    second = receiver.received[1].body["data"]
+    assert sorted(e["id"] for e in second) == [lamp_id(n) for n in (1, 2, 3)]
+    assert {e["powerState"]["value"] for e in second} == {"off"}
+
+
+# -- time: throttling, periodic, expiry, pausing ------------------------------------------------
+
+async def test_throttling_holds_back_not_drops(client: httpx.AsyncClient,
+                                               receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, throttling=1))
+    await create(client, lamp(1, level=0.1))
+    await receiver.wait_for(1)
+    await patch_attrs(client, lamp_id(1), level(0.2))
+    await patch_attrs(client, lamp_id(1), level(0.3))
+    await receiver.wait_for(3, timeout=6)
+    times = sorted(epoch(r.body["notifiedAt"]) for r in receiver.received)
+    # Clause 5.2.12: no notification before `throttling` seconds since the last one; this
+    # broker sends the held-back ones then, one per window, so no change is lost.
+    assert times[1] - times[0] >= 0.999 and times[2] - times[1] >= 0.999, times
+    assert sorted(e["dimmingLevel"]["value"] for e in data(receiver)) == [0.1, 0.2, 0.3]
+
+
+async def test_periodic_time_interval(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await create(client, lamp(1))
+    await create(client, lamp(2))
+    await create(client, SPOT)
+    sub_id = await subscribe(client, subscription(receiver.url, timeInterval=1))
+    await receiver.wait_for(2, timeout=6)
+    first, second = receiver.received[:2]
+    for got in (first, second):
+        assert got.body["subscriptionId"] == sub_id
+        assert sorted(e["id"] for e in got.body["data"]) == [lamp_id(1), lamp_id(2)]
+    assert first.body["id"] != second.body["id"]
+    assert epoch(second.body["notifiedAt"]) - epoch(first.body["notifiedAt"]) >= 0.9
+    # Changes do not fire a periodic subscription: the next one still comes on its tick.
+    count = len(receiver.received)
+    await patch_attrs(client, lamp_id(1), off())
+    await receiver.wait_for(count + 1, timeout=3)
+    states = {e["id"]: e["powerState"]["value"] for e in receiver.received[-1].body["data"]}
+    assert states[lamp_id(1)] == "off"
+
+
+async def test_expired_sends_nothing(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=0.5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    sub_id = await subscribe(client, subscription(receiver.url, expiresAt=soon))
+
+    async def expired() -> bool:
+        return (await read_sub(client, sub_id))["status"] == "expired"
+    await until(expired, timeout=3)
+    await create(client, lamp(1))
+    await asyncio.sleep(QUIET)
+    assert receiver.received == []
+    assert (await read_sub(client, sub_id))["notification"]["timesSent"] == 0
+
+
+async def test_paused_sends_nothing_until_resumed(client: httpx.AsyncClient,
+                                                  receiver: Receiver) -> None:
+    sub_id = await subscribe(client, subscription(receiver.url, isActive=False))
+    await create(client, lamp(1))
+    await asyncio.sleep(QUIET)
+    assert receiver.received == []
+    # Resumed, with a new format: the next change is notified, the one made meanwhile is not.
+    resumed = await client.patch(f"{SUBS}/{sub_id}", json={
+        "isActive": True, "notification": {"format": "keyValues"}})
+    assert resumed.status_code == 204, resumed.text
+    await patch_attrs(client, lamp_id(1), off())
+    await quiet(receiver, 1)
+    (entity,) = data(receiver)
+    assert entity["powerState"] == "off"
+
+
+async def test_deleted_subscription_sends_nothing(client: httpx.AsyncClient,
+                                                  receiver: Receiver) -> None:
+    sub_id = await subscribe(client, subscription(receiver.url))
+    assert (await client.delete(f"{SUBS}/{sub_id}")).status_code == 204
+    await create(client, lamp(1))
+    await asyncio.sleep(QUIET)
+    assert receiver.received == []
+
+
+# -- at least once: failures, retries, and the read-only members --------------------------------
+
+async def test_retried_after_500_with_the_same_id(client: httpx.AsyncClient,
+                                                  receiver: Receiver) -> None:
+    async def fail_first(request: web.Request) -> web.StreamResponse:
+        await receiver.record(request)
+        return web.Response(status=500 if len(receiver.received) == 1 else 200)
+    receiver.behave = fail_first
+    sub_id = await subscribe(client, subscription(receiver.url))
+    await create(client, lamp(1))
+    await receiver.wait_for(2, timeout=6)
+    first, again = receiver.received[:2]
+    assert again.body["id"] == first.body["id"]  # receivers drop duplicates by id
+    assert again.body["data"] == first.body["data"]
+    state = (await delivered(client, sub_id))["notification"]
+    assert state["timesSent"] == 1 and state["timesFailed"] == 1
+    assert state["lastFailure"] < state["lastSuccess"] == state["lastNotification"]
+    assert state["status"] == "ok"
+    await asyncio.sleep(QUIET)
+    assert len(receiver.received) == 2
+
+
+async def test_refused_notification_marks_failed(client: httpx.AsyncClient,
+                                                 receiver: Receiver) -> None:
+    async def refuse_first(request: web.Request) -> web.StreamResponse:
+        await receiver.record(request)
+        return web.Response(status=400 if len(receiver.received) == 1 else 200)
+    receiver.behave = refuse_first
+    sub_id = await subscribe(client, subscription(receiver.url))
+    await create(client, lamp(1))
+
+    async def failed() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await read_sub(client, sub_id))["notification"]
+        return state if state.get("status") == "failed" else None
+    state = await until(failed)
+    # A 4xx is not retried (http_sender.classify): failed for good.
+    assert state["timesFailed"] == 1 and state["timesSent"] == 0
+    assert state["lastFailure"] == state["lastNotification"]
+    assert "lastSuccess" not in state
+    await asyncio.sleep(QUIET)
+    assert len(receiver.received) == 1
+    # The next notification succeeds: the status is the last attempt's.
+    await patch_attrs(client, lamp_id(1), off())
+    after = (await delivered(client, sub_id))["notification"]
+    assert after["status"] == "ok" and after["timesFailed"] == 1
+    assert after["lastSuccess"] > after["lastFailure"]
+
+
+# -- MQTT (the MQTT binding: topic from the URI path, notifierInfo, metadata + body) -----------
+
+@pytest.mark.parametrize("version", ["mqtt3.1.1", "mqtt5.0"])
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_mqtt_delivery(client: httpx.AsyncClient, mosquitto: str, version: str,
+                             qos: int) -> None:
+    async with mqtt_listener(mosquitto, "streetlights", version) as listener:
+        sub_id = await subscribe(client, subscription(
+            f"mqtt://{mosquitto}/{listener.topic}",
+            endpoint={"notifierInfo": [{"key": "MQTT-Version", "value": version},
+                                       {"key": "MQTT-QoS", "value": str(qos)}],
+                      "receiverInfo": [{"key": "X-City", "value": "craiova"}]}))
+        await create(client, lamp(1))
+        message, payload = await listener.next()
+        assert str(message.topic) == listener.topic
+        assert message.qos == qos
+        if version == "mqtt5.0":
+            assert message.properties is not None
+            assert getattr(message.properties, "ContentType", None) == "application/json"
+        assert set(payload) == {"metadata", "body"}
+        metadata = payload["metadata"]
+        assert metadata["Content-Type"] == "application/json"
+        assert metadata["Link"] == f"<{CORE}>; {CONTEXT_REL}"
+        assert metadata["X-City"] == "craiova"
+        body = payload["body"]
+        assert NOTIFICATION_ID.fullmatch(body["id"]) and body["type"] == "Notification"
+        assert body["subscriptionId"] == sub_id and INSTANT.fullmatch(body["notifiedAt"])
+        assert body["data"] == [lamp(1)]
+        await listener.nothing()
+    state = (await delivered(client, sub_id))["notification"]
+    assert state["status"] == "ok" and state["timesSent"] == 1
+
+
+async def test_mqtt_tenant_ld_json_and_batch(client: httpx.AsyncClient, mosquitto: str) -> None:
+    craiova = {"NGSILD-Tenant": "craiova"}
+    async with mqtt_listener(mosquitto, "tenant") as listener:
+        await subscribe(client, subscription(
+            f"mqtt://{mosquitto}/{listener.topic}", notification={"format": "keyValues"},
+            endpoint={"accept": "application/ld+json"}), headers=craiova)
+        await create(client, lamp(9))  # the default tenant: nothing
+        created = await client.post(OPS + "/create", json=[lamp(1), lamp(2)], headers=craiova)
+        assert created.status_code == 201, created.text
+        _, payload = await listener.next()
+        assert payload["metadata"]["NGSILD-Tenant"] == "craiova"
+        assert payload["metadata"]["Content-Type"] == "application/ld+json"
+        assert "Link" not in payload["metadata"]
+        body = payload["body"]
+        assert body["@context"] == CORE
+        assert sorted((e["id"], e["powerState"]) for e in body["data"]) == [
+            (lamp_id(1), "on"), (lamp_id(2), "on")]
+        await listener.nothing()
+
+
+async def test_mqtt_topic_from_the_path(client: httpx.AsyncClient, mosquitto: str) -> None:
+    async with mqtt_listener(mosquitto, "a") as first, mqtt_listener(mosquitto, "b") as second:
+        await subscribe(client, subscription(f"mqtt://{mosquitto}/{first.topic}",
+                                             entities=[{"type": "Streetlight"}]))
+        await subscribe(client, subscription(f"mqtt://{mosquitto}/{second.topic}",
+                                             entities=[{"type": "ParkingSpot"}]))
+        await create(client, SPOT)
+        message, payload = await second.next()
+        assert str(message.topic) == second.topic
+        assert payload["body"]["data"][0]["id"] == "urn:ngsi-ld:ParkingSpot:p1"
+        await first.nothing()
