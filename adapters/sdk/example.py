@@ -53,7 +53,7 @@ class FleetSimulator:
             "at": (datetime(2026, 11, 23, 6, tzinfo=UTC) + timedelta(seconds=seq))
             .isoformat().replace("+00:00", "Z")}
         if self.bad_every and seq % self.bad_every == 0:
-            if seq % 2:
+            if seq // self.bad_every % 2:
                 del fix["lat"]  # no position: parse refuses it
             else:
                 fix["speed_kmh"] = -40.0  # impossible: the Vehicle contract refuses it

@@ -159,7 +159,7 @@ class Pipeline:
         reader = asyncio.create_task(_pump(source.read(dict(positions)), queue))
         progress = _progress(source, self.options)
         last_log = time.monotonic()
-        state = "failed"
+        state, ended = "failed", False
         try:
             while self.options.limit is None or self.handled < self.options.limit:
                 try:
@@ -168,6 +168,7 @@ class Pipeline:
                     await self.flush(source)  # quiet source: send what is waiting
                     continue
                 if raw is None:
+                    ended = True
                     break
                 self.take(raw)
                 if progress is not None:
@@ -178,8 +179,8 @@ class Pipeline:
                     log.info("%s: %s", self.adapter.name, self.counters.line())
                     last_log = time.monotonic()
             await self.flush(source)
-            if reader.done() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
+            if ended:
+                await reader  # the source's own error, if it ended with one
             state = "finished"
         finally:
             reader.cancel()
@@ -195,13 +196,15 @@ class Pipeline:
 
 
 async def _pump(records: AsyncIterator[Raw], queue: asyncio.Queue[Raw | None]) -> None:
-    """Source -> queue, then None at its end; an error ends the queue too (run re-raises it)."""
+    """Source -> queue, then None at its end, also when the source fails (run then re-raises
+    its error); a full queue delays the None, never drops it. Cancelled: no None needed."""
     try:
         async for raw in records:
             await queue.put(raw)
-    finally:
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
+    except Exception:
+        await queue.put(None)
+        raise
+    await queue.put(None)
 
 
 def _progress(source: Source, options: Options) -> Any:
