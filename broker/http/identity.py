@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from broker.errors import NgsiError
+from broker.errors import NgsiError, NonexistentTenant
 from broker.http import audit
 from broker.http.edge import problem_response
 from broker.settings import Settings
@@ -40,6 +40,10 @@ IDENTITY = web.AppKey("identity", IdentityResolver)
 CETATE_ERRORS = "https://cetate.city/errors/"
 REALM = "cetate"
 REFUSED_RULE = "identity.credentials-refused"  # the audit entry's rule for a 401/400/503
+TENANT_RULE = "identity.tenant-not-granted"
+PURPOSE_RULE = "identity.purpose-not-granted"
+TENANT_HEADER = "NGSILD-Tenant"  # as broker/http/state.py
+PURPOSE_HEADER = "Cetate-Purpose"  # as broker/http/audit.py
 
 
 class Unauthorized(NgsiError):
@@ -60,6 +64,16 @@ class MalformedCredentials(NgsiError):
     title = "The request's credentials are malformed or ambiguous"
 
 
+class PurposeNotGranted(NgsiError):
+    type_name = "PurposeNotGranted"
+    status = 403
+    title = "The principal may not declare this purpose of processing"
+
+    @property
+    def type_uri(self) -> str:
+        return CETATE_ERRORS + self.type_name
+
+
 class IdentityUnavailableError(NgsiError):
     type_name = "IdentityUnavailable"
     status = 503
@@ -77,10 +91,27 @@ def challenge(refused: InvalidCredentials) -> str:
     return f'{scheme} realm="{REALM}"' + (f', error="{refused.error}"' if refused.error else "")
 
 
-def identity_middleware(resolver: IdentityResolver) -> Middleware:
+def out_of_scope(principal: Principal, tenant: str, purpose: str | None) -> NgsiError | None:
+    """The error for a request outside what the principal's credential grants, or None.
+
+    A tenant the principal is not granted is answered exactly as a tenant that does not exist
+    (broker/http/state.py existing_tenant), so that it learns nothing of other tenants."""
+    if not principal.may_use_tenant(tenant):
+        return NonexistentTenant(f"Tenant {tenant!r} does not exist")
+    if not principal.may_claim(purpose):
+        return PurposeNotGranted(f"Purpose {purpose!r} is not granted to this principal")
+    return None
+
+
+def identity_middleware(resolver: IdentityResolver, *, enforce_scope: bool = True,
+                        ) -> Middleware:
     """The middleware resolving every request's principal with `resolver`. Placed after the
     audit middleware (inside it), it names the principal in the request's audit record and
-    records refused credentials as denied accesses."""
+    records refused credentials as denied accesses.
+
+    With `enforce_scope`, a principal limited to some tenants or purposes (claims, key grants)
+    that addresses another tenant (NGSILD-Tenant) gets 404 NonexistentTenant, and one declaring
+    another purpose (Cetate-Purpose) 403, before any handler runs: no path can forget it."""
 
     @web.middleware
     async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -105,9 +136,19 @@ def identity_middleware(resolver: IdentityResolver) -> Middleware:
             response.headers["Retry-After"] = "5"
             return response
         request[PRINCIPAL] = principal
-        if principal is not PUBLIC:
-            audit.note(request, principal=AuditPrincipal(principal.subject,
-                                                         tuple(sorted(principal.roles))))
+        if principal is PUBLIC:
+            return await handler(request)
+        audit.note(request, principal=AuditPrincipal(principal.subject,
+                                                     tuple(sorted(principal.roles))))
+        if enforce_scope and (principal.tenants is not None or principal.purposes is not None):
+            outside = out_of_scope(principal, request.headers.get(TENANT_HEADER, "").strip(),
+                                 request.headers.get(PURPOSE_HEADER, "").strip() or None)
+            if outside is not None:
+                log.info("%s on %s %s: %s", principal.subject, request.method, request.path,
+                         outside.detail)
+                audit.note(request, decision="deny", rule=TENANT_RULE
+                           if isinstance(outside, NonexistentTenant) else PURPOSE_RULE)
+                return problem_response(outside, request.path)
         return await handler(request)
 
     return identity
@@ -120,7 +161,8 @@ def principal_of(request: web.Request) -> Principal:
 
 
 def setup(app: web.Application, settings: Settings,
-          identity: IdentitySettings | None = None) -> IdentityResolver:
+          identity: IdentitySettings | None = None, *,
+          enforce_scope: bool = True) -> IdentityResolver:
     """Install identity on the application: the resolver (app[IDENTITY]) with the API keys of
     the broker's store, its middleware appended to app.middlewares (call this after
     audit.setup, so that refused credentials are audited too), the key store opened on startup
@@ -137,7 +179,7 @@ def setup(app: web.Application, settings: Settings,
         keys = None
     resolver = IdentityResolver(identity, keys)
     app[IDENTITY] = resolver
-    app.middlewares.append(identity_middleware(resolver))
+    app.middlewares.append(identity_middleware(resolver, enforce_scope=enforce_scope))
 
     async def open_resolver(_: web.Application) -> None:
         await resolver.open()

@@ -86,8 +86,8 @@ async def test_no_credentials_is_public(client: httpx.AsyncClient) -> None:
 
 
 async def test_valid_token(client: httpx.AsyncClient) -> None:
-    r = await client.get("/whoami", headers=bearer(SIGNER.sign(
-        {"roles": ["tax-officer"], "cetate_tenants": ["tax"]})))
+    r = await client.get("/whoami", headers={"NGSILD-Tenant": "tax", **bearer(SIGNER.sign(
+        {"roles": ["tax-officer"], "cetate_tenants": ["tax"]}))})
     assert r.status_code == 200
     assert r.json() == {"subject": "user-1", "kind": "token", "roles": ["tax-officer"],
                         "tenants": ["tax"]}
@@ -146,7 +146,7 @@ async def test_api_keys_in_both_headers(client: httpx.AsyncClient,
                                    tenants=frozenset({"parking"}))
     for headers in ({"Authorization": f"ApiKey {key}"}, {"X-API-Key": key},
                     {"authorization": f"apikey {key}"}):
-        r = await client.get("/whoami", headers=headers)
+        r = await client.get("/whoami", headers={**headers, "NGSILD-Tenant": "parking"})
         assert r.status_code == 200, headers
         assert r.json() == {"subject": f"key:{record.id}", "kind": "api-key",
                             "roles": ["adapter"], "tenants": ["parking"]}
@@ -264,3 +264,63 @@ async def test_the_broker_configured_from_the_environment(
         await server.close()
     assert entries[0]["principal"]["roles"] == ["city-it"]
     assert [e["status"] for e in entries[1:1 + len(BAD_TOKENS)]] == [401] * len(BAD_TOKENS)
+
+
+async def test_tenant_and_purpose_scope(client: httpx.AsyncClient,
+                                        resolver: IdentityResolver) -> None:
+    assert resolver.keys is not None
+    _, key = await create_key(resolver.keys, frozenset({"adapter"}),
+                              tenants=frozenset({"parking"}),
+                              purposes=frozenset({"parking-enforcement"}))
+    ok = await client.get("/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": "parking"})
+    assert ok.status_code == 200
+    for tenant in ("tax", ""):  # another tenant, or the default one
+        r = await client.get("/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": tenant})
+        assert r.status_code == 404
+        assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
+    declared = {"X-API-Key": key, "NGSILD-Tenant": "parking"}
+    r = await client.get("/whoami", headers={**declared, "Cetate-Purpose": "tax-collection"})
+    assert r.status_code == 403
+    assert r.json()["type"] == "https://cetate.city/errors/PurposeNotGranted"
+    r = await client.get("/whoami", headers={**declared, "Cetate-Purpose": "parking-enforcement"})
+    assert r.status_code == 200
+    # a token's claims limit the same way
+    token = SIGNER.sign({"cetate_tenants": ["tax"], "cetate_purposes": ["tax-collection"]})
+    r = await client.get("/whoami", headers={**bearer(token), "NGSILD-Tenant": "parking"})
+    assert r.status_code == 404
+    r = await client.get("/whoami", headers={**bearer(token), "NGSILD-Tenant": "tax",
+                                             "Cetate-Purpose": "tax-collection"})
+    assert r.status_code == 200
+
+
+async def test_foreign_tenant_looks_like_a_missing_one(tmp_path: Path) -> None:
+    """On the real broker: a key of tenant `parking` asking for tenant `tax`, which exists,
+    gets the very answer an unrestricted key gets for a tenant that does not exist."""
+    settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING",
+                        audit=False)
+    app = broker_app.create_app(settings)
+    resolver = identity.setup(app, settings, IdentitySettings())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        assert resolver.keys is not None
+        _, admin = await create_key(resolver.keys, frozenset({"admin"}))
+        _, parking = await create_key(resolver.keys, frozenset({"adapter"}),
+                                      tenants=frozenset({"parking"}))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+            lamp = {"id": "urn:ngsi-ld:Lamp:1", "type": "Lamp",
+                    "on": {"type": "Property", "value": True}}
+            r = await http.post("/ngsi-ld/v1/entities", json=lamp,
+                                headers={"X-API-Key": admin, "NGSILD-Tenant": "tax"})
+            assert r.status_code == 201
+            query = {"type": "Lamp"}
+            foreign = await http.get("/ngsi-ld/v1/entities", params=query,
+                                     headers={"X-API-Key": parking, "NGSILD-Tenant": "tax"})
+            missing = await http.get("/ngsi-ld/v1/entities", params=query,
+                                     headers={"X-API-Key": admin, "NGSILD-Tenant": "nosuch"})
+    finally:
+        await server.close()
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json()["type"] == missing.json()["type"]
+    assert foreign.json()["title"] == missing.json()["title"]
+    assert foreign.json()["detail"] == missing.json()["detail"].replace("nosuch", "tax")
