@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adapters.sdk import Adapter, BadRecord, Config, Entity, Pseudonymise, Raw
+from adapters.sdk import Adapter, BadRecord, Config, Entity, Pseudonymise, Raw, Source
 from adapters.sdk.example import SDM_TRANSPORTATION
 from adapters.sdk.sources import Files
 
@@ -27,7 +27,7 @@ class Readings(Adapter):
     name = "readings"
     context = SDM_TRANSPORTATION
 
-    def source(self, config: Config) -> Files:
+    def source(self, config: Config) -> Source:
         return Files(config["path"])
 
     def parse(self, raw: Raw) -> Iterable[dict[str, Any]]:
