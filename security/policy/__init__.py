@@ -6,10 +6,17 @@
         entity = apply_decision(decision, entity, pseudonymiser)
 """
 
-from security.policy.decide import apply_decision, decide, readable_types, visible_attributes
+from security.policy.decide import (
+    apply_decision,
+    decide,
+    filter_entities,
+    readable_types,
+    unfilterable,
+    visible_attributes,
+)
 from security.policy.load import PolicyError, PolicyReloader, compile_policy, load_policy
-from security.policy.model import Decision, Policy, Resource, Rule
+from security.policy.model import PURPOSE_HEADER, Decision, Policy, Resource, Rule
 
-__all__ = ["Decision", "Policy", "PolicyError", "PolicyReloader", "Resource", "Rule",
-           "apply_decision", "compile_policy", "decide", "load_policy", "readable_types",
-           "visible_attributes"]
+__all__ = ["PURPOSE_HEADER", "Decision", "Policy", "PolicyError", "PolicyReloader", "Resource",
+           "Rule", "apply_decision", "compile_policy", "decide", "filter_entities",
+           "load_policy", "readable_types", "unfilterable", "visible_attributes"]

@@ -289,3 +289,24 @@ def visible_attributes(policy: Policy, principal: Principal, type_iri: str,
     if not decision.allowed:
         return []
     return [a for a in attribute_iris if decision.effect(a) != "mask"]
+
+
+def unfilterable(decision: Decision, attribute_iris: Iterable[str]) -> list[str]:
+    """The attributes a query may not filter or sort on (q, geoQ, orderBy): those the principal
+    does not see in clear. Matching on a masked or pseudonymised value would reveal it one
+    yes/no answer at a time, so the broker treats them as absent (no entity matches)."""
+    return [a for a in attribute_iris if decision.effect(a) != "allow"]
+
+
+def filter_entities(policy: Policy, principal: Principal, entities: Iterable[Mapping[str, Any]],
+                    pseudonymise: Pseudonymise, tenant: str = "", purpose: str | None = None,
+                    action: str = "read") -> list[Mapping[str, Any]]:
+    """The entities the principal may see, each as the decision for its types lets it see
+    them; the others are left out (for paths that cannot restrict the query by type first)."""
+    out = []
+    for entity in entities:
+        decision = decide(policy, principal, action,
+                          Resource(tenant, tuple(entity.get("type", ()))), purpose)
+        if decision.allowed:
+            out.append(apply_decision(decision, entity, pseudonymise))
+    return out

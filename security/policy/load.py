@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+import jsonschema_rs
 import orjson
 import yaml
 from jsonschema import Draft202012Validator
@@ -68,8 +69,19 @@ def policy_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 @cache
+def _schema() -> Any:
+    return orjson.loads((POLICY_DIR / SCHEMA_FILE).read_bytes())
+
+
+@cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads((POLICY_DIR / SCHEMA_FILE).read_bytes()))
+    return Draft202012Validator(_schema())
+
+
+@cache
+def _is_valid() -> Callable[[Any], bool]:
+    # jsonschema-rs for the common, valid case; jsonschema only to explain a failure
+    return jsonschema_rs.Draft202012Validator(_schema()).is_valid
 
 
 def type_infos(contracts: Contracts) -> dict[str, TypeInfo]:
@@ -121,6 +133,11 @@ def compile_policy(documents: Iterable[Document],
              else dict(contracts))
     problems: list[str] = []
     for source, doc in documents:
+        try:
+            if _is_valid()(doc):
+                continue
+        except (TypeError, ValueError):  # YAML values JSON lacks (dates...): jsonschema says
+            pass
         errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
         for error in errors[:5]:
             problems.append(f"{source}: {_where(doc, list(error.absolute_path))}: {error.message}")

@@ -30,6 +30,7 @@ PRECEDENCE: Mapping[str, int] = {"allow": 0, "pseudonymise": 1, "mask": 2, "deny
 DEFAULT_TENANT = "@default"  # how policy files name the default tenant ("" in the broker)
 ANY = "*"
 DEFAULT_DENY = "default-deny"  # the pseudo rule id of privacy by default
+PURPOSE_HEADER = "Cetate-Purpose"  # where a request declares its purpose of processing
 
 
 @dataclass(frozen=True, slots=True)
