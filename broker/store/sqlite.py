@@ -9,6 +9,9 @@ committed snapshot beside the writer. Why not aiosqlite: it is one thread per co
 serialises reads unless we pool its connections ourselves. Measured on 2 cores (2000 entities):
 point reads ~5000/s either way (orjson and the loop dominate), but table scans, where SQLite
 drops the GIL, ran 216/s on 4 pool readers against 123/s on one aiosqlite connection.
+Subscriptions: the write observer plans inside the group's transaction, after the jobs'
+savepoints and before COMMIT (sqlite_subscriptions.py); the outbox's methods are writer jobs
+too (sqlite_outbox.py), so BEGIN IMMEDIATE serialises claims across processes on one file.
 """
 
 from __future__ import annotations
