@@ -1,0 +1,238 @@
+"""The lighting adapter end to end: the Luminis CMS simulator -> the adapter -> a real broker
+process. The entities are there and keep their contracts; bad vendor data ends in the
+dead-letter file with a reason, nothing of it published; an adapter killed mid-stream and
+restarted leaves the broker holding exactly what the CMS holds; a dimming or switching change
+made on the broker reaches the CMS and its outcome is recorded on the entity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.lighting.adapter import STREETLIGHTING, LightingAdapter
+from adapters.lighting.simulator import Lighting, start
+from adapters.sdk.run import Options, run, run_simulated
+from adapters.sdk.validate import problems
+from tests.adapters.support import BrokerProcess, checkpoint, dead_letters, spawn_cli
+from tests.adapters.support import entities as held
+
+DEVICE = "https://smart-data-models.github.io/dataModel.Device/context.jsonld"
+LINK = f'<{STREETLIGHTING}>; rel="http://www.w3.org/ns/json-ld#context"; ' \
+       f'type="application/ld+json"'
+WAIT = 20.0  # seconds an eventually-true condition may take
+
+
+def small(seed: int) -> Lighting:
+    """2 cabinets, 6 groups, 30 lamps."""
+    return Lighting(seed=seed, cabinets_count=2, lamps_per_group=5)
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
+                     timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@contextlib.asynccontextmanager
+async def serving(cms: Lighting) -> AsyncIterator[str]:
+    runner, url = await start(cms)
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+def lighting(url: str) -> dict[str, list[dict[str, Any]]]:
+    """What the broker holds, by type."""
+    found = {t: held(url, t, STREETLIGHTING) for t in
+             ("Streetlight", "StreetlightGroup", "StreetlightControlCabinet")}
+    found["Device"] = held(url, "Device", DEVICE)
+    return found
+
+
+def assert_mirrors(broker: dict[str, list[dict[str, Any]]], cms: Lighting) -> None:
+    """The broker holds one entity per CMS object, each with the CMS's latest state."""
+    lights = {e["id"]: e for e in broker["Streetlight"]}
+    devices = {e["id"]: e for e in broker["Device"]}
+    assert len(lights) == len(broker["Streetlight"]) == len(cms.controllers)
+    assert len(devices) == len(cms.controllers)
+    assert len(broker["StreetlightGroup"]) == len(cms.groups)
+    assert len(broker["StreetlightControlCabinet"]) == len(cms.cabinets)
+    for ctl in cms.controllers.values():
+        light = lights[f"urn:ngsi-ld:Streetlight:craiova-{ctl['lampId']}"]
+        assert light["lifetimePowerConsumption"]["value"] == ctl["energyKWh"]
+        assert light["observationDateTime"]["value"] == ctl["reportedAt"]
+        device = devices[f"urn:ngsi-ld:Device:craiova-{ctl['controllerId']}"]
+        assert device["dateLastValueReported"]["value"] == ctl["reportedAt"]
+
+
+async def test_simulated_run_publishes_every_type_valid(broker: BrokerProcess,
+                                                        adapter_state: Path,
+                                                        adapter_secret: str) -> None:
+    simulator = {"cabinets": 2, "lamps_per_group": 5, "tick": 0}
+    counters = await run_simulated(LightingAdapter(), {"simulator": simulator},
+                                   Options(broker=broker.url, state_dir=adapter_state, limit=38,
+                                           write_back=False))
+    assert (counters.read, counters.rejected) == (38, 0)
+    found = lighting(broker.url)
+    assert {t: len(v) for t, v in found.items()} == {
+        "Streetlight": 30, "Device": 30, "StreetlightGroup": 6, "StreetlightControlCabinet": 2}
+    for kind, entities in found.items():
+        context = DEVICE if kind == "Device" else STREETLIGHTING
+        for entity in entities:
+            assert problems({**entity, "@context": context}) == [], entity["id"]
+    groups = {e["id"] for e in found["StreetlightGroup"]}
+    cabinets = {e["id"] for e in found["StreetlightControlCabinet"]}
+    for light in found["Streetlight"]:
+        assert light["refStreetlightGroup"]["object"] in groups
+        assert light["refStreetlightControlCabinet"]["object"] in cabinets
+    assert checkpoint(adapter_state) == {"cms": small(7).seq}  # the feed's end
+
+
+async def test_bad_vendor_data_is_dead_lettered_and_nothing_of_it_published(
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
+    cms = small(3)
+    for kind in ("impossible", "unknown-ref", "encoding", "truncated", "latin1"):
+        cms.inject(kind, 1)
+    async with serving(cms) as url:
+        counters = await run(LightingAdapter(), {"cms": url, "interval": 0.05},
+                             Options(broker=broker.url, state_dir=adapter_state,
+                                     limit=38 + 3 + 2, write_back=False))
+    assert counters.rejected == 5
+    letters = dead_letters(adapter_state)
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert len(reasons) == 5
+    assert sum("is not JSON" in r for r in reasons) == 2  # the truncated and the ISO-8859-2 page
+    assert "dimLevel: 250.0 is impossible (expected 0..100)" in reasons
+    assert "groupId: 'GRP-99-9' is not a cabinet/group the CMS describes" in reasons
+    assert "address: not valid UTF-8 text (wrong encoding at the source)" in reasons
+    bad = [letter for letter in letters if letter["raw"] and isinstance(letter["raw"], dict)]
+    assert {letter["raw"]["data"]["controllerId"] for letter in bad} == {
+        "LC-BAD-0001", "LC-BAD-0002", "LC-BAD-0003"}
+    found = lighting(broker.url)
+    ids = {e["id"] for kind in found.values() for e in kind}
+    assert not any("BAD" in i for i in ids)  # neither the Streetlight nor the Device of one
+    assert_mirrors(found, cms)
+
+
+async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
+        broker: BrokerProcess, adapter_state: Path, tmp_path: Path) -> None:
+    cms = Lighting(seed=5, cabinets_count=3, lamps_per_group=5, page=3)  # 57 changes, by 3
+    async with serving(cms) as url:
+        config = tmp_path / "lighting.json"
+        config.write_text(json.dumps({"cms": url, "interval": 0.1}))
+        args = ("run", "lighting", "--config", str(config), "--broker", broker.url,
+                "--state", str(adapter_state), "--batch-size", "4", "--no-write-back",
+                "--no-progress")
+        first = spawn_cli(*args)
+        try:
+            await eventually(lambda: int(checkpoint(adapter_state).get("cms", 0)) >= 12,
+                             "a first checkpoint")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+        reached = int(checkpoint(adapter_state)["cms"])
+        assert reached < cms.seq, "the adapter was to be killed mid-stream"
+        cms.tick(3)  # the city goes on while the adapter is down
+        cms.page = 50  # and the rest comes quicker
+        second = spawn_cli(*args)
+        try:
+            await eventually(lambda: checkpoint(adapter_state).get("cms") == cms.seq,
+                             "the restarted adapter reaching the end of the feed")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(10)
+    assert_mirrors(lighting(broker.url), cms)
+
+
+async def _subscriptions_served(url: str) -> bool:
+    probe = {"id": "urn:ngsi-ld:Subscription:probe", "type": "Subscription",
+             "entities": [{"type": "Streetlight"}],
+             "notification": {"endpoint": {"uri": "http://127.0.0.1:9/probe"}}}
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post("/ngsi-ld/v1/subscriptions", json=probe)
+        if answer.status_code in (404, 405):
+            return False
+        await http.delete("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:probe")
+    return True
+
+
+async def test_a_change_on_the_broker_is_sent_to_the_cms_and_its_outcome_recorded(
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
+    if not await _subscriptions_served(broker.url):
+        pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
+    cms = small(8)
+    async with serving(cms) as url:
+        task = asyncio.create_task(run(LightingAdapter(), {"cms": url, "interval": 0.1},
+                                       Options(broker=broker.url, state_dir=adapter_state,
+                                               linger=0.1)))
+        try:
+            await _dim_and_refuse(broker.url, cms, task)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _dim_and_refuse(broker: str, cms: Lighting, task: asyncio.Task[Any]) -> None:
+    light = "urn:ngsi-ld:Streetlight:craiova-L-000001"
+    other = "urn:ngsi-ld:Streetlight:craiova-L-000002"
+    async with httpx.AsyncClient(base_url=broker, headers={"Link": LINK}) as http:
+
+        async def entity(entity_id: str) -> dict[str, Any]:
+            answer = await http.get(f"/ngsi-ld/v1/entities/{entity_id}")
+            return dict(answer.json()) if answer.status_code == 200 else {}
+
+        async def annotated(entity_id: str, words: str) -> bool:
+            assert not task.done(), task.exception()
+            notes = (await entity(entity_id)).get("annotations", {}).get("value", [])
+            return any(words in note for note in notes)
+
+        await eventually(lambda: len(held(broker, "Streetlight", STREETLIGHTING)) == 30,
+                         "the lamps published")
+        await asyncio.sleep(0.5)  # the adapter's own publications notified (and skipped)
+        assert cms.commands == 0  # its own publications sent no command
+        # city IT dims lamp 1 to 30 %
+        patch = await http.patch(f"/ngsi-ld/v1/entities/{light}/attrs",
+                                 json={"illuminanceLevel": {"type": "Property", "value": 0.3}})
+        assert patch.status_code == 204, patch.text
+        await eventually(lambda: cms.controllers["LC-000001"]["dimLevel"] == 30,
+                         "the CMS dimming the lamp")
+        await eventually(lambda: annotated(light, "command dim:30 executed"),
+                         "the outcome on the Streetlight")
+        await eventually(lambda: _holds(entity(light), "powerState", "low"),
+                         "the lamp's new state published from the CMS")
+        # lamp 2's controller is unreachable: switching it off is refused by the CMS
+        cms.controllers["LC-000002"]["faults"] = ["COMM_LOSS"]
+        cms._changed("controller", "LC-000002")
+        await eventually(lambda: _holds(entity(other), "powerState", "on"), "lamp 2 on")
+        patch = await http.patch(f"/ngsi-ld/v1/entities/{other}/attrs",
+                                 json={"powerState": {"type": "Property", "value": "off"}})
+        assert patch.status_code == 204, patch.text
+        await eventually(lambda: annotated(other, "rejected"), "the refusal recorded")
+        notes = (await entity(other))["annotations"]["value"]
+        assert "controller unreachable (COMM_LOSS)" in notes[0]
+        assert cms.controllers["LC-000002"]["state"] == "ON"
+        await eventually(lambda: _holds(entity(other), "powerState", "on"),
+                         "the state the lamp really has, back on the broker")
+        assert cms.commands == 2
+
+
+async def _holds(entity: Awaitable[dict[str, Any]], name: str, value: Any) -> bool:
+    return (await entity).get(name, {}).get("value") == value
