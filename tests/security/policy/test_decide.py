@@ -261,3 +261,13 @@ def test_discovery_names_only_readable_types_and_unmasked_attributes() -> None:
     names = visible_attributes(p, CLERK, CARD, [CARD_STATUS, REF_HOLDER, NS + "refFareProduct"])
     assert names == [NS + "refFareProduct"]
     assert visible_attributes(p, CLERK, LIGHT, [CARD_STATUS]) == []
+
+
+def test_queries_may_not_filter_on_what_is_not_seen_in_clear() -> None:
+    from security.policy import unfilterable
+
+    p = policy_of(rule("base", classes=["none", "pseudonymous"]),
+                  rule("status", "pseudonymise", attributes=["cardStatus"]))
+    d = decide(p, CLERK, "read", Resource("", (CARD,)), "work")
+    fare = NS + "refFareProduct"
+    assert unfilterable(d, [fare, CARD_STATUS, REF_HOLDER]) == [CARD_STATUS, REF_HOLDER]
