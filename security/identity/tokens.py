@@ -96,15 +96,16 @@ class TokenVerifier:
         if not isinstance(alg, str) or alg not in self.settings.algorithms:
             raise InvalidCredentials(f"algorithm {alg!r} not allowed")
         crit = header.get("crit")
-        if crit is not None and (not isinstance(crit, list) or set(crit) - UNDERSTOOD_CRIT):
+        if crit is not None and (not isinstance(crit, list)
+                                 or any(c not in UNDERSTOOD_CRIT for c in crit)):
             raise InvalidCredentials(f"unsupported critical header parameters {crit!r}")
         typ = header.get("typ")
         if typ is not None and (not isinstance(typ, str)
                                 or typ.lower() not in ACCESS_TOKEN_HEADER_TYPES):
             raise InvalidCredentials(f"token type {typ!r} is not an access token")
-        if unverified.get("typ") in NOT_ACCESS_TOKEN_CLAIM_TYPES:
-            raise InvalidCredentials(f"token of kind {unverified.get('typ')!r}, not an access "
-                                     "token")
+        kind = unverified.get("typ")
+        if isinstance(kind, str) and kind in NOT_ACCESS_TOKEN_CLAIM_TYPES:
+            raise InvalidCredentials(f"token of kind {kind!r}, not an access token")
         issuer = unverified.get("iss")
         source = self.sources.get(issuer) if isinstance(issuer, str) else None
         if source is None or not isinstance(issuer, str):

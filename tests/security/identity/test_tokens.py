@@ -3,6 +3,7 @@ over HTTP or read from a file; every RFC 8725 refusal case."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -11,6 +12,8 @@ from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from security.identity.errors import IdentityUnavailable, InvalidCredentials
 from security.identity.settings import IdentitySettings
@@ -111,7 +114,7 @@ async def test_leeway_tolerates_small_clock_skew(tmp_path: Path) -> None:
     assert "Signature" in (await refused(settings_for(path, leeway=0), skewed)).reason
 
 
-def _b64(data: dict[str, Any]) -> str:
+def _b64(data: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
@@ -296,8 +299,6 @@ async def test_verified_tokens_are_remembered_until_they_expire(jwks_server: Jwk
 
 
 async def test_concurrent_requests_share_one_fetch(jwks_server: JwksServer) -> None:
-    import asyncio
-
     old, new = rsa_key("rsa-1"), rsa_key("rsa-2")
     jwks_server.document = jwks_of(old)
     verifier = TokenVerifier(settings_for(jwks_server.url, jwks_min_refresh=0))
@@ -357,3 +358,33 @@ async def test_issuer_down_keeps_the_cached_keys(jwks_server: JwksServer) -> Non
         assert jwks_server.hits == 1
     finally:
         await verifier.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["alg", "kid", "typ", "crit", "iss", "aud", "sub", "exp", "nbf",
+                         "roles", "cetate_tenants"]), inner, max_size=5),
+    max_leaves=10)
+_HEADERS = st.fixed_dictionaries(
+    {"alg": st.sampled_from(["RS256", "none", "HS256", "ES256", "EdDSA"]) | _JSON},
+    optional={"kid": st.just("rsa-1") | _JSON, "typ": _JSON, "crit": _JSON})
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=_HEADERS, claims=_JSON, signature=st.binary(max_size=40), raw=st.text(max_size=60))
+def test_any_input_is_refused_cleanly(tmp_path_factory: pytest.TempPathFactory,
+                                      header: dict[str, Any], claims: Any, signature: bytes,
+                                      raw: str) -> None:
+    """Whatever a client sends as a token, the verifier answers InvalidCredentials, never
+    another exception (which would be a 500 and a log flood)."""
+    path = write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json", rsa_key())
+    forged = f"{_b64(header)}.{_b64(claims)}.{base64.urlsafe_b64encode(signature).decode()}"
+
+    async def attempt() -> None:
+        verifier = TokenVerifier(settings_for(path))
+        for token in (forged, raw):
+            with pytest.raises(InvalidCredentials):
+                await verifier.verify(token)
+
+    asyncio.run(attempt())
