@@ -96,7 +96,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    if not ID_RE.match(args.id):
+    if not ID_RE.fullmatch(args.id):
         raise SystemExit(f"cetate keys revoke: {args.id!r} is not a key id (see `cetate keys "
                          "list`)")
     if _run(args, lambda store: store.revoke(args.id, now())):

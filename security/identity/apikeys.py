@@ -21,10 +21,10 @@ from security.identity.principal import Principal
 KEY_PREFIX = "cetate"
 ID_BYTES = 8  # 16 hex digits: unique by construction (the table's primary key) and by chance
 SECRET_BYTES = 32  # 256 bits (RFC 4086 §8: far beyond any feasible search)
-KEY_RE = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Za-z0-9_-]{{43}})$")
-ID_RE = re.compile(rf"^[0-9a-f]{{{2 * ID_BYTES}}}$")
-NAME_RE = re.compile(r"^[\w .:@/-]{0,100}$")
-ROLE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+KEY_RE = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{{2 * ID_BYTES}}})_([A-Za-z0-9_-]{{43}})")
+ID_RE = re.compile(rf"[0-9a-f]{{{2 * ID_BYTES}}}")
+NAME_RE = re.compile(r"[\w .:@/-]{0,100}")
+ROLE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def new_key() -> tuple[str, str]:
 
 def key_id_of(key: str) -> str | None:
     """The id in a well-formed key; None if the text is not a Cetate API key at all."""
-    match = KEY_RE.match(key)
+    match = KEY_RE.fullmatch(key)
     return match.group(1) if match else None
 
 
@@ -73,10 +73,10 @@ def check_grant(roles: frozenset[str], tenants: frozenset[str] | None,
     """ValueError unless the grant is well-formed: at least one role, sane names."""
     if not roles:
         raise ValueError("a key needs at least one role")
-    bad = sorted(r for r in roles | (purposes or frozenset()) if not ROLE_RE.match(r))
+    bad = sorted(r for r in roles | (purposes or frozenset()) if not ROLE_RE.fullmatch(r))
     if bad:
         raise ValueError(f"invalid role or purpose name(s): {', '.join(bad)}")
     if any(len(t) > 64 for t in tenants or ()):
         raise ValueError("tenant names are at most 64 characters")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError("a key name is up to 100 letters, digits, spaces and . : @ / - _")

@@ -24,6 +24,7 @@ def test_key_format_and_hash() -> None:
     assert not key_matches(key[:-1] + ("A" if key[-1] != "A" else "B"), hash_key(key))
     assert key_id_of("cetate_zz_short") is None
     assert key_id_of(key + "x") is None
+    assert key_id_of(key + "\n") is None
     assert len({new_key()[1] for _ in range(100)}) == 100
 
 
