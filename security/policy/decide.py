@@ -256,10 +256,14 @@ def apply_decision(decision: Decision, entity: Mapping[str, Any],
         raise ValueError(f"a denied decision cannot filter an entity: {decision.reason}")
     if not decision.filters:
         return entity
+    visible = decision.visible
     attrs: dict[str, Any] = {}
     for iri, instances in entity.get("attrs", {}).items():
+        if iri in visible:  # the common case first: one set lookup
+            attrs[iri] = instances
+            continue
         effect = decision.effect(iri)
-        if effect == "allow":
+        if effect == "allow":  # not listed by the contracts, and unclassified is shown
             attrs[iri] = instances
         elif effect == "pseudonymise":
             kept = [p for i in instances if (p := _pseudonymised(i, pseudonymise)) is not None]
