@@ -302,7 +302,8 @@ class PolicyReloader:
     """The policy in force, reloaded when a file of its directory changes (mtime poll).
 
     The first load must succeed (raises PolicyError); later a directory that fails to load is
-    refused, logged, and the old policy kept, until the files change again."""
+    refused, logged, and the old policy kept, until the files change again. The started task
+    loads in a worker thread, so `on_change` runs there too; swapping `policy` is atomic."""
 
     def __init__(self, directory: Path | None = None, contracts: Contracts | None = None,
                  interval: float = RELOAD_INTERVAL,
