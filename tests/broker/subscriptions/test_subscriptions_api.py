@@ -207,6 +207,18 @@ async def test_invalid_json_and_bad_ids(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get(f"{SUBS}/not%20a%20uri"), 400, "BadRequestData")
 
 
+async def test_media_types(client: httpx.AsyncClient) -> None:
+    plain = await client.post(SUBS, content=b"{}", headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415, plain.text
+    sub_id = await subscribe(client, subscription(RECEIVER))
+    refused = await client.get(f"{SUBS}/{sub_id}", headers={"Accept": "text/csv"})
+    assert refused.status_code == 406, refused.text
+    geo = await client.get(SUBS, headers={"Accept": "application/geo+json"})
+    assert geo.status_code == 406, geo.text
+    anything = await client.get(f"{SUBS}/{sub_id}", headers={"Accept": "*/*"})
+    assert anything.headers["Content-Type"].startswith("application/json")
+
+
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:8080/notify", "http://[::1]:8080/notify",
                                  "http://localhost:8080/notify",
                                  "mqtt://127.0.0.1:1883/city/lights"])

@@ -483,20 +483,23 @@ async def test_periodic_time_interval(client: httpx.AsyncClient, receiver: Recei
     await create(client, lamp(1))
     await create(client, lamp(2))
     await create(client, SPOT)
-    sub_id = await subscribe(client, subscription(receiver.url, timeInterval=1))
+    sub_id = await subscribe(client, subscription(
+        receiver.url, timeInterval=1, q='powerState=="on"',
+        notification={"format": "keyValues", "attributes": ["powerState"]}))
     await receiver.wait_for(2, timeout=6)
     first, second = receiver.received[:2]
+    both = [{"id": lamp_id(n), "type": "Streetlight", "powerState": "on"} for n in (1, 2)]
     for got in (first, second):
         assert got.body["subscriptionId"] == sub_id
-        assert sorted(e["id"] for e in got.body["data"]) == [lamp_id(1), lamp_id(2)]
+        assert sorted(got.body["data"], key=lambda e: e["id"]) == both
     assert first.body["id"] != second.body["id"]
     assert epoch(second.body["notifiedAt"]) - epoch(first.body["notifiedAt"]) >= 0.9
-    # Changes do not fire a periodic subscription: the next one still comes on its tick.
-    count = len(receiver.received)
+    # A change fires no notification of its own; the next tick reports what matches then.
     await patch_attrs(client, lamp_id(1), off())
-    await receiver.wait_for(count + 1, timeout=3)
-    states = {e["id"]: e["powerState"]["value"] for e in receiver.received[-1].body["data"]}
-    assert states[lamp_id(1)] == "off"
+
+    async def only_the_second() -> bool:
+        return [e["id"] for e in receiver.received[-1].body["data"]] == [lamp_id(2)]
+    await until(only_the_second, timeout=4)
 
 
 async def test_expired_sends_nothing(client: httpx.AsyncClient, receiver: Receiver) -> None:
@@ -649,3 +652,167 @@ async def test_mqtt_topic_from_the_path(client: httpx.AsyncClient, mosquitto: st
         assert str(message.topic) == second.topic
         assert payload["body"]["data"][0]["id"] == "urn:ngsi-ld:ParkingSpot:p1"
         await first.nothing()
+
+
+# -- more writes: merge, replace, batch delete and upsert, tenants writing at once --------------
+
+async def test_merge_and_replace_delete_attributes(client: httpx.AsyncClient,
+                                                   receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=["attributeDeleted"]))
+    await create(client, lamp(1, fault={"type": "Property", "value": "flicker"}))
+    url = f"{ENTITIES}/{lamp_id(1)}"
+    # Merge (clause 5.6.17): the NGSI-LD Null removes an attribute.
+    merged = await client.patch(url, json={"fault": NULL, **off()})
+    assert merged.status_code == 204, merged.text
+    await receiver.wait_for(1)
+    (first,) = data(receiver)
+    assert first["fault"] == {"type": "Property", "value": NULL}
+    assert first["powerState"]["value"] == "off"
+    # Replace (clause 5.6.18): attributes left out are deleted.
+    replaced = await client.put(url, json={"type": "Streetlight", **off()})
+    assert replaced.status_code == 204, replaced.text
+    await quiet(receiver, 2)
+    second = data(receiver)[1]
+    for name in ("dimmingLevel", "location", "refStreetlightGroup"):
+        assert name in second, name
+    assert second["dimmingLevel"]["value"] == NULL
+    assert second["refStreetlightGroup"]["object"] == NULL
+
+
+async def test_batch_delete_and_upsert(client: httpx.AsyncClient) -> None:
+    async with serving_receiver() as created, serving_receiver() as deleted:
+        await subscribe(client, subscription(created.url, notificationTrigger=["entityCreated"]))
+        await subscribe(client, subscription(deleted.url, notificationTrigger=["entityDeleted"],
+                                             notification={"attributes": ["powerState"]}))
+        upserted = await client.post(OPS + "/upsert", json=[lamp(n) for n in (1, 2, 3)])
+        assert upserted.status_code == 201, upserted.text
+        await created.wait_for(1)
+        assert sorted(e["id"] for e in data(created)) == [lamp_id(n) for n in (1, 2, 3)]
+        removed = await client.post(OPS + "/delete", json=[lamp_id(1), lamp_id(2)])
+        assert removed.status_code == 204, removed.text
+        await quiet(deleted, 1)
+        gone = data(deleted)
+        assert sorted(e["id"] for e in gone) == [lamp_id(1), lamp_id(2)]
+        for entity in gone:  # notification.attributes applies to a deleted entity too
+            assert set(entity) == {"id", "type", "deletedAt", "powerState"}
+        assert len(created.received) == 1
+
+
+async def test_tenants_writing_at_once_stay_apart(client: httpx.AsyncClient) -> None:
+    # Subscription ids are unique per tenant only: the same id in two tenants.
+    same = "urn:ngsi-ld:Subscription:same-in-both"
+    async with serving_receiver() as craiova, serving_receiver() as cluj:
+        for tenant, rec in (("craiova", craiova), ("cluj", cluj)):
+            await subscribe(client, subscription(rec.url, id=same),
+                            headers={"NGSILD-Tenant": tenant})
+        writes = [create(client, lamp(n), headers={"NGSILD-Tenant": tenant})
+                  for n in range(1, 11) for tenant in ("craiova", "cluj")]
+        await asyncio.gather(*writes)  # concurrent writes share the store's write groups
+        for tenant, rec in (("craiova", craiova), ("cluj", cluj)):
+            await until(lambda rec=rec: _all_of(rec, 10))
+            assert {r.headers["NGSILD-Tenant"] for r in rec.received} == {tenant}
+            assert sorted(e["id"] for e in data(rec)) == [lamp_id(n) for n in range(1, 11)]
+
+
+async def _all_of(receiver: Receiver, count: int) -> bool:
+    return len(data(receiver)) >= count
+
+
+# -- the subscription's own @context (jsonldContext, clause 5.2.12) ----------------------------
+
+async def test_jsonld_context_member(client: httpx.AsyncClient, server: TestServer,
+                                     receiver: Receiver) -> None:
+    ctx_url = await _hosted(client, server)
+    # Made in the core context, notified in the one jsonldContext names.
+    await subscribe(client, subscription(receiver.url, jsonldContext=ctx_url,
+                                         entities=[{"type": LIGHTING["Streetlight"]}]))
+    await create(client, lamp(1), headers={"Link": f"<{ctx_url}>; {CONTEXT_REL}"})
+    await receiver.wait_for(1)
+    (got,) = receiver.received
+    assert got.headers["Link"] == f"<{ctx_url}>; {CONTEXT_REL}"
+    _lighting_terms(got.body["data"][0])
+
+
+# -- endpoint timing: timeout, cooldown, Retry-After (clause 5.2.15) ---------------------------
+
+async def test_endpoint_timeout_is_a_failed_attempt(client: httpx.AsyncClient,
+                                                    receiver: Receiver) -> None:
+    async def slow_first(request: web.Request) -> web.StreamResponse:
+        await receiver.record(request)
+        if len(receiver.received) == 1:
+            await asyncio.sleep(1.0)  # longer than the endpoint's timeout
+        return web.Response(status=200)
+    receiver.behave = slow_first
+    sub_id = await subscribe(client, subscription(receiver.url, endpoint={"timeout": 300}))
+    await create(client, lamp(1))
+    await receiver.wait_for(2, timeout=6)
+    assert receiver.received[0].body["id"] == receiver.received[1].body["id"]
+    state = (await delivered(client, sub_id))["notification"]
+    assert state["timesFailed"] == 1 and state["status"] == "ok"
+
+
+@pytest.mark.parametrize("wait", ["cooldown", "Retry-After"])
+async def test_retry_waits(client: httpx.AsyncClient, receiver: Receiver, wait: str) -> None:
+    seen: list[float] = []
+
+    async def busy_first(request: web.Request) -> web.StreamResponse:
+        seen.append(asyncio.get_running_loop().time())
+        await receiver.record(request)
+        if len(receiver.received) == 1:
+            return web.Response(status=503, headers={"Retry-After": "2"}
+                                if wait == "Retry-After" else {})
+        return web.Response(status=200)
+    receiver.behave = busy_first
+    endpoint = {"cooldown": 2000} if wait == "cooldown" else {}
+    await subscribe(client, subscription(receiver.url, endpoint=endpoint))
+    await create(client, lamp(1))
+    await receiver.wait_for(2, timeout=6)
+    # The first retry after a failure would come after 0.5-1 s of backoff: this one waited.
+    assert seen[1] - seen[0] >= 1.9, seen
+
+
+async def test_periodic_paused_sends_nothing(client: httpx.AsyncClient,
+                                             receiver: Receiver) -> None:
+    await create(client, lamp(1))
+    await subscribe(client, subscription(receiver.url, timeInterval=1, isActive=False))
+    await asyncio.sleep(1.5)  # a tick would have come by now
+    assert receiver.received == []
+
+
+async def test_deleted_entities_filtered_as_they_were(client: httpx.AsyncClient,
+                                                      receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=["entityDeleted"],
+                                         q="dimmingLevel>0.5"))
+    await create(client, lamp(1, level=0.3))
+    await create(client, lamp(2, level=0.9))
+    for n in (1, 2):
+        assert (await client.delete(f"{ENTITIES}/{lamp_id(n)}")).status_code == 204
+    await quiet(receiver, 1)
+    assert [e["id"] for e in data(receiver)] == [lamp_id(2)]
+
+
+async def test_ld_json_inline_context_in_the_body(client: httpx.AsyncClient,
+                                                  receiver: Receiver) -> None:
+    body = {**subscription(receiver.url, endpoint={"accept": "application/ld+json"}),
+            "@context": [LIGHTING, CORE]}
+    sub_id_of(await client.post(SUBS, json=body, headers=LD))
+    await create(client, {**lamp(1), "@context": [LIGHTING, CORE]}, headers=LD)
+    await receiver.wait_for(1)
+    (got,) = receiver.received
+    assert got.headers["Content-Type"] == "application/ld+json"
+    assert got.body["@context"] == [LIGHTING, CORE]
+    _lighting_terms(got.body["data"][0])
+
+
+async def test_show_changes_with_lang(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, lang="en",
+                                         notificationTrigger=["attributeUpdated"],
+                                         notification={"showChanges": True}))
+    await create(client, lamp(1, name={"type": "LanguageProperty",
+                                       "languageMap": {"ro": "Lampă", "en": "Lamp"}}))
+    await patch_attrs(client, lamp_id(1), {"name": {
+        "type": "LanguageProperty", "languageMap": {"ro": "Felinar", "en": "Street lamp"}}})
+    await quiet(receiver, 1)
+    (entity,) = data(receiver)
+    assert entity["name"] == {"type": "Property", "value": "Street lamp", "lang": "en",
+                              "previousValue": "Lamp"}
