@@ -11,6 +11,7 @@ nothing more arrives.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -709,7 +710,7 @@ async def test_tenants_writing_at_once_stay_apart(client: httpx.AsyncClient) -> 
                   for n in range(1, 11) for tenant in ("craiova", "cluj")]
         await asyncio.gather(*writes)  # concurrent writes share the store's write groups
         for tenant, rec in (("craiova", craiova), ("cluj", cluj)):
-            await until(lambda rec=rec: _all_of(rec, 10))
+            await until(functools.partial(_all_of, rec, 10))
             assert {r.headers["NGSILD-Tenant"] for r in rec.received} == {tenant}
             assert sorted(e["id"] for e in data(rec)) == [lamp_id(n) for n in range(1, 11)]
 
