@@ -4,6 +4,7 @@
                            [--attribute X ...] [--json]
     cetate privacy explain --role R --action administer --resource audit [--purpose P]
     cetate privacy report [--json]
+    cetate privacy retention [--now 2026-12-01T00:00:00Z] [--json]
     cetate privacy check
 
 Every command takes --policies DIR (default CETATE_POLICY_DIR, else contracts/policies/).
@@ -67,6 +68,33 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from broker.validation.contracts import contracts
+    from security.privacy.retention import cutoffs, parse_instant
+
+    try:
+        now = parse_instant(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise SystemExit(f"--now {args.now!r} is not a date-time") from None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    known = contracts()
+    cut = cutoffs({c.name: c.retention for c in known.values()}, now)
+    rows = [{"type": name, "retention": known.named(name).retention,
+             "expiredBefore": cut[name].astimezone(UTC).isoformat().replace("+00:00", "Z")}
+            for name in known.names()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"as of {now.astimezone(UTC).isoformat().replace('+00:00', 'Z')}: entities last "
+              "changed before the cutoff are expired")
+        for row in rows:
+            print(f"  {row['type']:<28} {row['retention']:<6} {row['expiredBefore']}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from security.policy.load import PolicyError, load_policy, policy_dir
 
@@ -113,6 +141,11 @@ def add_privacy_commands(sub: argparse._SubParsersAction[Any]) -> None:
     report.add_argument("--json", action="store_true", help="JSON instead of text")
     common(report)
     report.set_defaults(func=_report)
+
+    retention = commands.add_parser("retention", help="each type's retention cutoff")
+    retention.add_argument("--now", help="the instant to compute from (default: now)")
+    retention.add_argument("--json", action="store_true", help="JSON instead of text")
+    retention.set_defaults(func=_retention)
 
     check = commands.add_parser("check", help="load and check the policy files")
     common(check)

@@ -89,3 +89,9 @@ def instance_expired(instance: Mapping[str, Any], cut: datetime) -> bool:
     """Whether a temporal history instance is older than the cutoff."""
     when = _instant(instance, ("observedAt", "modifiedAt", "createdAt"))
     return when is not None and when < cut
+
+
+def cutoffs(retentions: Mapping[str, str], now: datetime) -> dict[str, datetime]:
+    """The cutoff of each type (e.g. {type IRI: contract.retention}), as of `now`: what a purge
+    job deletes before, type by type."""
+    return {type_iri: cutoff(retention, now) for type_iri, retention in retentions.items()}

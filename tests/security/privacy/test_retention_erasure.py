@@ -77,3 +77,17 @@ def test_erasure_applies_to_other_bases() -> None:
     unknown = erasure("whim")
     assert not unknown.allowed and "DPO" in unknown.reason
     assert portability_applies("contract") and not portability_applies("legal-obligation")
+
+
+def test_cli_retention(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from broker.cli import main
+
+    assert main(["privacy", "retention", "--now", "2026-12-01T12:00:00Z", "--json"]) == 0
+    rows = {r["type"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["TicketValidation"] == {"type": "TicketValidation", "retention": "P90D",
+                                        "expiredBefore": "2026-09-02T12:00:00Z"}
+    assert rows["Taxpayer"]["expiredBefore"] == "2016-12-01T12:00:00Z"
+    assert main(["privacy", "retention"]) == 0
+    assert "TicketValidation" in capsys.readouterr().out
