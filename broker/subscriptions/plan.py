@@ -49,7 +49,8 @@ def plan_changes(index: SubscriptionIndex, changes: Sequence[Change],
                  new_id: Callable[[], str] = new_notification_id) -> PlannedWrite | None:
     """The rows `changes` (one write) owe the subscriptions of `index`; None when none fires.
     Only the changes some subscription fired on are kept."""
-    fired: dict[str, tuple[Subscription, list[tuple[str, int]]]] = {}
+    # Keyed by (tenant, id): a write may span tenants, and ids are unique within one only.
+    fired: dict[tuple[str, str], tuple[Subscription, list[tuple[str, int]]]] = {}
     kept: dict[int, int] = {}  # position in `changes` -> position in PlannedWrite.changes
     for position, change in enumerate(changes):
         for sub in index.candidates(change):
@@ -57,12 +58,11 @@ def plan_changes(index: SubscriptionIndex, changes: Sequence[Change],
             if trigger is None:
                 continue
             slot = kept.setdefault(position, len(kept))
-            fired.setdefault(sub.id, (sub, []))[1].append((trigger, slot))
+            fired.setdefault((sub.tenant, sub.id), (sub, []))[1].append((trigger, slot))
     if not fired:
         return None
     rows: list[PlannedNotification] = []
-    for sub_id in sorted(fired, key=index.position):
-        sub, items = fired[sub_id]
+    for sub, items in sorted(fired.values(), key=lambda f: index.position(f[0])):
         for start in range(0, len(items), MAX_ENTITIES_PER_NOTIFICATION):
             rows.append(PlannedNotification(
                 tenant=sub.tenant, subscription_id=sub.id, notification_id=new_id(),

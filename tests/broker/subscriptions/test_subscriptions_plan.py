@@ -135,3 +135,28 @@ def test_planner_skips_an_unreadable_record() -> None:
                      SubscriptionRow("craiova", good.id, to_record(good), DeliveryState())])
     planned = planner.plan([EntityWrite("craiova", None, parking(1, 1))], NOW)
     assert planned is not None and planned.notifications[0].subscription_id == good.id
+
+
+def test_same_subscription_id_in_two_tenants_stays_apart() -> None:
+    body = {"type": "Subscription", "id": "urn:ngsi-ld:Subscription:same",
+            "entities": [{"type": "OffStreetParking"}],
+            "notification": {"endpoint": {"uri": "http://a.example.org/n"}}}
+    a = parse_subscription(body, TERMS, T0, tenant="craiova")
+    b = parse_subscription({**body, "notification": {"endpoint": {
+        "uri": "http://b.example.org/n"}}}, TERMS, T0, tenant="sibiu")
+    changes = [Change.between("craiova", None, parking(1, 1), T0),
+               Change.between("sibiu", None, parking(2, 2), T0)]
+    planned = plan_changes(SubscriptionIndex([a, b]), changes)
+    assert planned is not None
+    rows = {(n.tenant, n.endpoint_key): n.items for n in planned.notifications}
+    assert rows == {("craiova", "http://a.example.org:80"): (("attributeCreated", 0),),
+                    ("sibiu", "http://b.example.org:80"): (("attributeCreated", 1),)}
+
+
+def test_subscriptions_on_entity_ids_are_candidates_for_those_entities_only() -> None:
+    mine = sub("urn:ngsi-ld:Subscription:mine",
+               entities=[{"type": "OffStreetParking", "id": "urn:ngsi-ld:OffStreetParking:p1"}])
+    index = SubscriptionIndex([mine])
+    assert [s.id for s in index.candidates(Change.between("craiova", None, parking(1, 1), T0))
+            ] == [mine.id]
+    assert list(index.candidates(Change.between("craiova", None, parking(2, 1), T0))) == []
