@@ -9,6 +9,8 @@ malformed or ambiguous credentials → 400; keys that cannot be checked now → 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +41,7 @@ PRINCIPAL: Any = (web.RequestKey("principal", Principal) if hasattr(web, "Reques
 IDENTITY = web.AppKey("identity", IdentityResolver)
 CETATE_ERRORS = "https://cetate.city/errors/"
 REALM = "cetate"
+CONFIGURED_POLL_S = 5.0  # how soon a first API key, made while the broker runs, is noticed
 REFUSED_RULE = "identity.credentials-refused"  # the audit entry's rule for a 401/400/503
 TENANT_RULE = "identity.tenant-not-granted"
 PURPOSE_RULE = "identity.purpose-not-granted"
@@ -160,6 +163,19 @@ def principal_of(request: web.Request) -> Principal:
     return principal if isinstance(principal, Principal) else PUBLIC
 
 
+async def _watch(resolver: IdentityResolver) -> None:
+    """Until the first API key appears (`cetate keys create` against the running broker's
+    database), look again every CONFIGURED_POLL_S, so that resolver.is_configured turns true
+    without a restart; then stop (keys are only ever revoked, and that does not unconfigure)."""
+    while not resolver.is_configured:
+        await asyncio.sleep(CONFIGURED_POLL_S)
+        try:
+            if await resolver.configured():
+                log.warning("identity is now configured (an API key exists)")
+        except Exception as exc:  # a database hiccup: look again next time
+            log.warning("cannot check for API keys: %s", exc)
+
+
 def setup(app: web.Application, settings: Settings,
           identity: IdentitySettings | None = None, *,
           enforce_scope: bool = True) -> IdentityResolver:
@@ -181,13 +197,20 @@ def setup(app: web.Application, settings: Settings,
     app[IDENTITY] = resolver
     app.middlewares.append(identity_middleware(resolver, enforce_scope=enforce_scope))
 
+    watcher: list[asyncio.Task[None]] = []
+
     async def open_resolver(_: web.Application) -> None:
         await resolver.open()
-        if not await resolver.configured():
+        if not resolver.is_configured:
             log.warning("identity is not configured (no CETATE_OIDC_ISSUER, no API key): every "
                         "request acts as the public principal")
+            watcher.append(asyncio.create_task(_watch(resolver)))
 
     async def close_resolver(_: web.Application) -> None:
+        for task in watcher:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await resolver.close()
 
     app.on_startup.append(open_resolver)

@@ -74,8 +74,9 @@ class KeyStore(Protocol):
     async def revoke(self, key_id: str, at: datetime) -> bool:
         """Mark a key revoked; False if unknown or already revoked."""
 
-    async def any_active(self) -> bool:
-        """Whether at least one key is not revoked (identity is then "configured")."""
+    async def any_keys(self) -> bool:
+        """Whether any key was ever made (identity is then "configured"). Revoked keys count:
+        revoking the last key, say a leaked one, must not reopen the broker to everyone."""
 
 
 def now() -> datetime:
@@ -169,9 +170,8 @@ class SQLiteKeyStore:
             (at.isoformat(), key_id))
         return cursor.rowcount == 1
 
-    async def any_active(self) -> bool:
-        rows = await asyncio.to_thread(
-            self._fetch, f"SELECT 1 FROM {TABLE} WHERE revoked_at IS NULL LIMIT 1")
+    async def any_keys(self) -> bool:
+        rows = await asyncio.to_thread(self._fetch, f"SELECT 1 FROM {TABLE} LIMIT 1")
         return bool(rows)
 
 
@@ -227,9 +227,8 @@ class PostgresKeyStore:
             key_id, at)
         return bool(status == "UPDATE 1")
 
-    async def any_active(self) -> bool:
-        return bool(await self.pool.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE revoked_at IS NULL)"))
+    async def any_keys(self) -> bool:
+        return bool(await self.pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {TABLE})"))
 
 
 def open_key_store(store_url: str) -> KeyStore:

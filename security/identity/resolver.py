@@ -72,6 +72,9 @@ class IdentityResolver:
         self.keys = keys
         self.tokens = tokens or (TokenVerifier(settings) if settings.tokens_enabled else None)
         self.api_keys = ApiKeyVerifier(keys, settings.api_key_cache) if keys else None
+        # The last known answer of configured(), for callers that cannot await (the policy
+        # layer deciding per request whether to enforce): set by open() and each configured().
+        self.is_configured = settings.tokens_enabled
 
     @classmethod
     def for_store(cls, store_url: str, settings: IdentitySettings | None = None,
@@ -82,6 +85,7 @@ class IdentityResolver:
     async def open(self) -> None:
         if self.keys is not None:
             await self.keys.open()
+        await self.configured()
 
     async def close(self) -> None:
         if self.tokens is not None:
@@ -90,11 +94,12 @@ class IdentityResolver:
             await self.keys.close()
 
     async def configured(self) -> bool:
-        """Whether identity is set up: an issuer is configured or an API key is active.
-        Until then every request is the public principal (and the broker stays open)."""
-        if self.settings.tokens_enabled:
-            return True
-        return self.keys is not None and await self.keys.any_active()
+        """Whether identity is set up: an issuer is configured or an API key was ever made
+        (revoked ones count). Until then every request is the public principal, and the
+        broker stays open."""
+        if not self.settings.tokens_enabled:
+            self.is_configured = self.keys is not None and await self.keys.any_keys()
+        return self.is_configured
 
     async def resolve(self, authorization: str | None, api_key: str | None) -> Principal:
         """The principal of a request's Authorization / X-API-Key headers; PUBLIC without them.

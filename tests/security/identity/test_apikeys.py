@@ -46,11 +46,11 @@ async def keys(store_url: str) -> AsyncIterator[KeyStore]:
 
 
 async def test_create_list_verify_revoke(keys: KeyStore) -> None:
-    assert not await keys.any_active()
+    assert not await keys.any_keys()
     record, key = await create_key(keys, frozenset({"adapter"}), tenants=frozenset({"parking"}),
                                    name="parking-adapter")
     other, _ = await create_key(keys, frozenset({"admin"}))
-    assert await keys.any_active()
+    assert await keys.any_keys()
 
     listed = await keys.all()
     assert [k.id for k in listed] == [record.id, other.id]
@@ -70,6 +70,8 @@ async def test_create_list_verify_revoke(keys: KeyStore) -> None:
     assert await keys.revoke(record.id, now())
     assert not await keys.revoke(record.id, now())  # once
     assert not await keys.revoke("0" * 16, now())
+    await keys.revoke(other.id, now())
+    assert await keys.any_keys()  # every key revoked: still configured, not reopened
     revoked = await keys.get(record.id)
     assert revoked is not None and revoked[0].revoked_at is not None
     with pytest.raises(InvalidCredentials, match="revoked"):
@@ -77,7 +79,7 @@ async def test_create_list_verify_revoke(keys: KeyStore) -> None:
     with pytest.raises(InvalidCredentials, match="unknown"):
         await verifier.verify(new_key()[1])
     with pytest.raises(InvalidCredentials, match="wrong secret"):
-        await verifier.verify(f"cetate_{other.id}_{'A' * 43}")
+        await verifier.verify(f"cetate_{record.id}_{'A' * 43}")
 
 
 async def test_secret_never_stored(store_url: str, keys: KeyStore, tmp_path: Path) -> None:

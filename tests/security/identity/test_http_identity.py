@@ -3,6 +3,7 @@ with RFC 6750 challenges out, and no hint of why a token was refused."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -196,19 +197,21 @@ async def test_unreachable_issuer_is_503(jwks_server: JwksServer) -> None:
         await server.close()
 
 
-async def test_setup_on_the_real_broker(tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_setup_on_the_real_broker(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """identity.setup on the broker's own application, after the audit log's: keys from its
     store, the warning while unconfigured, a refused token on an NGSI-LD route, and both
     accesses in the audit log with their principal and outcome."""
     settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING")
     app = broker_app.create_app(settings)
     resolver = identity.setup(app, settings, IdentitySettings())
+    monkeypatch.setattr(identity, "CONFIGURED_POLL_S", 0.02)
     server = TestServer(app, host="127.0.0.1")
     with caplog.at_level("WARNING", logger="cetate.identity"):
         await server.start_server()
     try:
         assert "identity is not configured" in caplog.text
+        assert not resolver.is_configured
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
             r = await http.get("/ngsi-ld/v1/entities", params={"type": "Lamp"},
                                headers=bearer(SIGNER.sign()))
@@ -216,10 +219,14 @@ async def test_setup_on_the_real_broker(tmp_path: Path,
             assert "X-Request-Id" in r.headers  # the edge still wraps identity's answers
             assert resolver.keys is not None
             _, key = await create_key(resolver.keys, frozenset({"adapter"}))
+            for _ in range(200):  # the first key is noticed without a restart
+                if resolver.is_configured:
+                    break
+                await asyncio.sleep(0.01)
+            assert resolver.is_configured
             r = await http.get("/ngsi-ld/v1/entities", params={"type": "Lamp"},
                                headers={"X-API-Key": key})
             assert r.status_code == 200
-            assert await resolver.configured()
             entries = await all_entries(http)
     finally:
         await server.close()
