@@ -47,6 +47,9 @@ TENANT_RULE = "identity.tenant-not-granted"
 PURPOSE_RULE = "identity.purpose-not-granted"
 TENANT_HEADER = "NGSILD-Tenant"  # as broker/http/state.py
 PURPOSE_HEADER = "Cetate-Purpose"  # as broker/http/audit.py
+# Where a credential's tenants and purposes are enforced: the NGSI-LD API, which is tenanted.
+# /health, /docs and the audit API are not, and an adapter checking /health sends no tenant.
+SCOPED_PREFIXES = ("/ngsi-ld/",)
 
 
 class Unauthorized(NgsiError):
@@ -113,8 +116,9 @@ def identity_middleware(resolver: IdentityResolver, *, enforce_scope: bool = Tru
     records refused credentials as denied accesses.
 
     With `enforce_scope`, a principal limited to some tenants or purposes (claims, key grants)
-    that addresses another tenant (NGSILD-Tenant) gets 404 NonexistentTenant, and one declaring
-    another purpose (Cetate-Purpose) 403, before any handler runs: no path can forget it."""
+    that addresses another tenant (NGSILD-Tenant) of the NGSI-LD API gets 404 NonexistentTenant,
+    and one declaring another purpose (Cetate-Purpose) 403, before any handler runs: no NGSI-LD
+    path can forget it."""
 
     @web.middleware
     async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -143,7 +147,8 @@ def identity_middleware(resolver: IdentityResolver, *, enforce_scope: bool = Tru
             return await handler(request)
         audit.note(request, principal=AuditPrincipal(principal.subject,
                                                      tuple(sorted(principal.roles))))
-        if enforce_scope and (principal.tenants is not None or principal.purposes is not None):
+        if (enforce_scope and (principal.tenants is not None or principal.purposes is not None)
+                and request.path.startswith(SCOPED_PREFIXES)):
             outside = out_of_scope(principal, request.headers.get(TENANT_HEADER, "").strip(),
                                  request.headers.get(PURPOSE_HEADER, "").strip() or None)
             if outside is not None:

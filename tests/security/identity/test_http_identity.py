@@ -47,6 +47,7 @@ async def whoami(request: web.Request) -> web.Response:
 async def serve(resolver: IdentityResolver) -> TestServer:
     app = web.Application(middlewares=[edge_middleware, identity_middleware(resolver)])
     app.router.add_get("/whoami", whoami)
+    app.router.add_get("/ngsi-ld/whoami", whoami)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return server
@@ -279,23 +280,25 @@ async def test_tenant_and_purpose_scope(client: httpx.AsyncClient,
     _, key = await create_key(resolver.keys, frozenset({"adapter"}),
                               tenants=frozenset({"parking"}),
                               purposes=frozenset({"parking-enforcement"}))
-    ok = await client.get("/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": "parking"})
+    ok = await client.get("/ngsi-ld/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": "parking"})
     assert ok.status_code == 200
     for tenant in ("tax", ""):  # another tenant, or the default one
-        r = await client.get("/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": tenant})
+        r = await client.get("/ngsi-ld/whoami", headers={"X-API-Key": key, "NGSILD-Tenant": tenant})
         assert r.status_code == 404
         assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
     declared = {"X-API-Key": key, "NGSILD-Tenant": "parking"}
-    r = await client.get("/whoami", headers={**declared, "Cetate-Purpose": "tax-collection"})
+    r = await client.get("/ngsi-ld/whoami", headers={**declared, "Cetate-Purpose": "tax-collection"})
     assert r.status_code == 403
     assert r.json()["type"] == "https://cetate.city/errors/PurposeNotGranted"
-    r = await client.get("/whoami", headers={**declared, "Cetate-Purpose": "parking-enforcement"})
+    r = await client.get("/ngsi-ld/whoami", headers={**declared, "Cetate-Purpose": "parking-enforcement"})
     assert r.status_code == 200
+    # outside the NGSI-LD API (/health, /docs, the audit API) tenants do not apply
+    assert (await client.get("/whoami", headers={"X-API-Key": key})).status_code == 200
     # a token's claims limit the same way
     token = SIGNER.sign({"cetate_tenants": ["tax"], "cetate_purposes": ["tax-collection"]})
-    r = await client.get("/whoami", headers={**bearer(token), "NGSILD-Tenant": "parking"})
+    r = await client.get("/ngsi-ld/whoami", headers={**bearer(token), "NGSILD-Tenant": "parking"})
     assert r.status_code == 404
-    r = await client.get("/whoami", headers={**bearer(token), "NGSILD-Tenant": "tax",
+    r = await client.get("/ngsi-ld/whoami", headers={**bearer(token), "NGSILD-Tenant": "tax",
                                              "Cetate-Purpose": "tax-collection"})
     assert r.status_code == 200
 
