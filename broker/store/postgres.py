@@ -8,6 +8,10 @@ facts that cannot become false (a tenant is never removed), so they are safe to 
 Durability is PostgreSQL's: a commit returns once the WAL is flushed (synchronous_commit), and
 the server groups concurrent commits into one flush by itself. `apply_many` still runs its
 changes in one transaction, each in a savepoint, so a batch costs one commit.
+
+Subscriptions (postgres_subscriptions.py) and the notification outbox (postgres_outbox.py):
+each apply / apply_many transaction hands what it wrote to the write observer before COMMIT and
+inserts the outbox rows it plans, so an acknowledged write always has its notifications.
 """
 
 from __future__ import annotations
@@ -454,6 +458,7 @@ class PostgresStore:
                                   written: list[EntityWrite] | None = None) -> Any:
         """One change of a batch: its own savepoint, its failure as its result."""
         for _ in range(WRITE_RETRIES):
+            # Kept only if the savepoint holds: a change that fails owes no notification.
             mine: list[EntityWrite] | None = [] if written is not None else None
             try:
                 async with conn.transaction():
@@ -572,8 +577,8 @@ class PostgresStore:
         return self._outbox
 
     async def _in_transaction(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """`run` in one read-committed transaction, retried when PostgreSQL aborts it for a
-        deadlock (a subscription edit and a throttled write locking in opposite orders)."""
+        """`run` in one read-committed transaction, retried (as writes are) when PostgreSQL
+        aborts it for a deadlock or a serialization failure."""
         async with self._connection() as conn:
             for attempt in range(WRITE_RETRIES):
                 try:

@@ -193,20 +193,26 @@ async def insert_planned(conn: asyncpg.Connection, planned: PlannedWrite, now: f
     notifications = planned.notifications
     if not notifications:
         return
-    change_id = await conn.fetchval(
-        "INSERT INTO notification_changes (body, refs) VALUES ($1, $2) RETURNING id",
-        orjson.dumps([change_to_json(ch) for ch in planned.changes]).decode(),
-        len(notifications))
     dues = await _dues(conn, notifications, now)
-    await conn.execute(
-        "INSERT INTO notification_outbox (tenant, subscription_id, notification_id, "
-        "endpoint_key, draft, change_id, created_at, due) "
-        "SELECT t, s, n, k, d, $6, $7, due FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[], $5::json[], $8::float8[]) AS u(t, s, n, k, d, due)",
-        [n.tenant for n in notifications], [n.subscription_id for n in notifications],
-        [n.notification_id for n in notifications], [n.endpoint_key for n in notifications],
-        [orjson.dumps(draft_items_to_json(n.items)).decode() for n in notifications],
-        change_id, now, dues)
+    await conn.execute(_INSERT_PLANNED,
+                       orjson.dumps([change_to_json(ch) for ch in planned.changes]).decode(),
+                       len(notifications), [n.tenant for n in notifications],
+                       [n.subscription_id for n in notifications],
+                       [n.notification_id for n in notifications],
+                       [n.endpoint_key for n in notifications],
+                       [orjson.dumps(draft_items_to_json(n.items)).decode()
+                        for n in notifications], dues, now)
+
+
+# One round trip for the changes and every row pointing into them.
+_INSERT_PLANNED = """
+WITH change AS (INSERT INTO notification_changes (body, refs) VALUES ($1, $2) RETURNING id)
+INSERT INTO notification_outbox (tenant, subscription_id, notification_id, endpoint_key, draft,
+                                 change_id, created_at, due)
+SELECT t, s, n, k, d, (SELECT id FROM change), $9, due
+FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::json[], $8::float8[])
+     AS u(t, s, n, k, d, due)
+"""
 
 
 async def enqueue_periodic(conn: asyncpg.Connection, tenant: str, sub_id: str,
