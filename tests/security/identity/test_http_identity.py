@@ -287,10 +287,11 @@ async def test_tenant_and_purpose_scope(client: httpx.AsyncClient,
         assert r.status_code == 404
         assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant"
     declared = {"X-API-Key": key, "NGSILD-Tenant": "parking"}
-    r = await client.get("/ngsi-ld/whoami", headers={**declared, "Cetate-Purpose": "tax-collection"})
+    scoped = "/ngsi-ld/whoami"
+    r = await client.get(scoped, headers={**declared, "Cetate-Purpose": "tax-collection"})
     assert r.status_code == 403
     assert r.json()["type"] == "https://cetate.city/errors/PurposeNotGranted"
-    r = await client.get("/ngsi-ld/whoami", headers={**declared, "Cetate-Purpose": "parking-enforcement"})
+    r = await client.get(scoped, headers={**declared, "Cetate-Purpose": "parking-enforcement"})
     assert r.status_code == 200
     # outside the NGSI-LD API (/health, /docs, the audit API) tenants do not apply
     assert (await client.get("/whoami", headers={"X-API-Key": key})).status_code == 200
