@@ -198,7 +198,10 @@ def setup(app: web.Application, settings: Settings,
     except ValueError:
         log.warning("store %s cannot hold API keys: API keys are refused", settings.store)
         keys = None
-    resolver = IdentityResolver(identity, keys)
+    try:
+        resolver = IdentityResolver(identity, keys)
+    except ValueError as exc:  # a JWKS location that cannot work
+        raise SystemExit(f"identity settings: {exc}") from None
     app[IDENTITY] = resolver
     app.middlewares.append(identity_middleware(resolver, enforce_scope=enforce_scope))
 

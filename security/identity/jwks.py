@@ -142,6 +142,8 @@ class JwksSource:
             check_fetch_url(location)
         elif location is None:
             check_fetch_url(issuer.rstrip("/") + DISCOVERY_PATH)
+        elif not Path(location.removeprefix("file://")).is_file():
+            raise ValueError(f"CETATE_OIDC_JWKS: no file {location!r}")
         self.settings = settings
         self._client = client
         self._clock = clock
@@ -199,7 +201,8 @@ class JwksSource:
             location = self._jwks_uri or await self._discover()
         if is_url(location):
             return await self._fetch_json(location)
-        text = await asyncio.to_thread(Path(location).read_bytes)
+        path = Path(location.removeprefix("file://"))  # a file:///etc/... URL is a path too
+        text = await asyncio.to_thread(path.read_bytes)
         if len(text) > self.settings.jwks_max_bytes:
             raise ValueError(f"{location}: over {self.settings.jwks_max_bytes} bytes")
         return json.loads(text)

@@ -70,6 +70,7 @@ async def test_ps256_and_a_jwks_file(tmp_path: Path) -> None:
     key = rsa_key("ps-1", alg="PS256")
     path = write_jwks(tmp_path / "jwks.json", key)
     principal = await verify(settings_for(path), key.sign())
+    assert (await verify(settings_for("file://" + path), key.sign())).subject == "user-1"
     assert principal.roles == frozenset()
     assert principal.tenants is None and principal.purposes is None  # unrestricted by identity
 
@@ -267,6 +268,8 @@ def test_settings_from_env() -> None:
                                    "CETATE_OIDC_ALGORITHMS": "RS256,none"})
     with pytest.raises(ValueError, match="https"):
         TokenVerifier(settings_for("http://idp.example/certs"))
+    with pytest.raises(ValueError, match="no file"):
+        TokenVerifier(settings_for("/nonexistent/jwks.json"))
 
 
 async def test_verified_tokens_are_remembered_until_they_expire(jwks_server: JwksServer) -> None:
