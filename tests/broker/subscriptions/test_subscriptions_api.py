@@ -198,6 +198,17 @@ async def test_bad_subscription_is_bad_request_data(client: httpx.AsyncClient,
     assert (await client.get(SUBS)).json() == []
 
 
+@pytest.mark.parametrize("tail", ["a/b", "a%20b", "ä", "a?b", "a;b#c"])
+async def test_location_of_unusual_ids(client: httpx.AsyncClient, tail: str) -> None:
+    sub_id = f"urn:ngsi-ld:Subscription:{tail}"
+    response = await client.post(SUBS, json=subscription(RECEIVER, id=sub_id))
+    assert sub_id_of(response) == sub_id
+    location = response.headers["Location"]
+    assert (await client.get(location)).json()["id"] == sub_id
+    assert (await client.patch(location, json={"isActive": False})).status_code == 204
+    assert (await client.delete(location)).status_code == 204
+
+
 async def test_invalid_json_and_bad_ids(client: httpx.AsyncClient) -> None:
     response = await client.post(SUBS, content=b"{not json",
                                  headers={"Content-Type": "application/json"})
@@ -520,6 +531,22 @@ async def test_link_context_expands_and_compacts(client: httpx.AsyncClient,
     assert link["Link"][1:].split(">")[0] in body["@context"]
     (listed,) = (await client.get(SUBS, headers=link)).json()
     _compacted(listed)
+
+
+async def test_update_in_another_context_keeps_the_terms(client: httpx.AsyncClient,
+                                                        server: TestServer) -> None:
+    link = {"Link": f"<{await _hosted(client, server)}>; {CONTEXT_REL}"}
+    body = _lighting_sub()
+    body["geoQ"] = {"geometry": "Point", "coordinates": [23.79, 44.31],
+                    "georel": "near;maxDistance==2000", "geoproperty": "powerState"}
+    sub_id = await subscribe(client, body, headers=link)
+    # Sent in the core context: the members it leaves alone keep their meaning.
+    patched = await client.patch(f"{SUBS}/{sub_id}", json={"subscriptionName": "renamed"})
+    assert patched.status_code == 204, patched.text
+    got = await read_sub(client, sub_id, headers=link)
+    _compacted(got)
+    assert got["geoQ"]["geoproperty"] == "powerState"
+    assert got["subscriptionName"] == "renamed"
 
 
 async def test_ld_json_body_context(client: httpx.AsyncClient) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -817,3 +818,89 @@ async def test_show_changes_with_lang(client: httpx.AsyncClient, receiver: Recei
     (entity,) = data(receiver)
     assert entity["name"] == {"type": "Property", "value": "Street lamp", "lang": "en",
                               "previousValue": "Lamp"}
+
+
+async def test_concurrent_updates_all_notified(client: httpx.AsyncClient,
+                                               receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=["attributeUpdated"]))
+    await create(client, lamp(1))
+    levels = [n / 100 for n in range(30)]
+    await asyncio.gather(*(patch_attrs(client, lamp_id(1), level(v)) for v in levels))
+    # Writes committed together may share a notification; every change is in one of them.
+    await until(functools.partial(_all_of, receiver, len(levels)))
+    assert sorted(e["dimmingLevel"]["value"] for e in data(receiver)) == levels
+    assert len({r.body["id"] for r in receiver.received}) == len(receiver.received)
+
+
+# -- subscriptions changed while in use ---------------------------------------------------------
+
+async def test_updated_selectors_apply_to_the_next_write(client: httpx.AsyncClient,
+                                                         receiver: Receiver) -> None:
+    sub_id = await subscribe(client, subscription(receiver.url))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    patched = await client.patch(f"{SUBS}/{sub_id}", json={
+        "entities": [{"type": "ParkingSpot"}], "notification": {"attributes": ["occupancy"]}})
+    assert patched.status_code == 204, patched.text
+    await create(client, lamp(2))
+    await create(client, SPOT)
+    await quiet(receiver, 2)
+    assert data(receiver)[1] == {"id": SPOT["id"], "type": "ParkingSpot",
+                                 "occupancy": SPOT["occupancy"]}
+
+
+async def test_deleted_subscription_stops_its_retries(client: httpx.AsyncClient,
+                                                      receiver: Receiver) -> None:
+    async def always_down(request: web.Request) -> web.StreamResponse:
+        await receiver.record(request)
+        return web.Response(status=503)
+    receiver.behave = always_down
+    sub_id = await subscribe(client, subscription(receiver.url))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    assert (await client.delete(f"{SUBS}/{sub_id}")).status_code == 204
+    seen = len(receiver.received)
+    await asyncio.sleep(1.5)  # longer than the first retry's backoff (0.5-1 s)
+    assert len(receiver.received) == seen
+
+
+# -- receivers that cannot be reached -----------------------------------------------------------
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("scheme", ["http", "mqtt"])
+async def test_unreachable_receiver_counts_failures(client: httpx.AsyncClient,
+                                                    scheme: str) -> None:
+    uri = f"{scheme}://127.0.0.1:{_closed_port()}/city/lights"
+    sub_id = await subscribe(client, subscription(uri))
+    await create(client, lamp(1))
+
+    async def failed() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await read_sub(client, sub_id))["notification"]
+        return state if state.get("status") == "failed" else None
+    state = await until(failed)
+    assert state["timesFailed"] >= 1 and state["timesSent"] == 0
+    assert state["lastFailure"] == state["lastNotification"]
+
+
+async def test_redirect_is_not_followed(client: httpx.AsyncClient) -> None:
+    async with serving_receiver() as elsewhere, serving_receiver() as redirecting:
+        async def redirect(request: web.Request) -> web.StreamResponse:
+            await redirecting.record(request)
+            return web.Response(status=307, headers={"Location": elsewhere.url + "/stolen"})
+        redirecting.behave = redirect
+        sub_id = await subscribe(client, subscription(redirecting.url, endpoint={
+            "receiverInfo": [{"key": "Authorization", "value": "Bearer secret"}]}))
+        await create(client, lamp(1))
+
+        async def failed() -> bool:
+            return (await read_sub(client, sub_id))["notification"].get("status") == "failed"
+        await until(failed)
+        await asyncio.sleep(QUIET)
+        assert len(redirecting.received) == 1 and elsewhere.received == []
