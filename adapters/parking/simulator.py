@@ -327,6 +327,8 @@ class ParkingSimulator:
             for row in bad_rows:
                 row["zone"] = "Z9"
         elif kind == "sms-encoding":
+            for row in good:  # streets without diacritics: these rows survive the encoding
+                row.update(zone="A1", street="Calea Unirii")
             for row in bad_rows:  # a Windows-1250 export: the street names break UTF-8
                 row["street"] = "Strada Ştefan cel Mare, Piaţa Veche"
             text = csv_text(good + bad_rows).replace("ș", "ş").replace("ț", "ţ")

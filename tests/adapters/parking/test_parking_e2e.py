@@ -1,0 +1,197 @@
+"""The parking adapter end to end: the simulator's three systems (sensors on a real Mosquitto,
+the car parks' HTTP API, the SMS gateway's export files) -> the adapter -> a real broker
+process. Entities are there, valid, with plates and phone numbers only as keyed pseudonyms;
+bad vendor data ends in the dead-letter file with a reason; an adapter killed mid-stream and
+restarted leaves the broker holding exactly what the simulator produced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from adapters.parking.adapter import PARKING, SESSION_CONTEXT, ParkingAdapter
+from adapters.parking.parse import normalise_msisdn, normalise_plate
+from adapters.parking.simulator import ParkingSimulator
+from adapters.sdk import Pseudonymiser
+from adapters.sdk.run import Options, run
+from adapters.sdk.validate import problems
+from tests.adapters.support import TEST_SECRET, BrokerProcess, checkpoint, dead_letters, spawn_cli
+from tests.adapters.support import entities as held
+
+WAIT = 20.0
+SPACES, ZONES, CAR_PARKS = 120, 5, 4
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
+                     timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+async def _mosquitto() -> bool:
+    try:
+        async with aiomqtt.Client("127.0.0.1", 1883, timeout=2):
+            return True
+    except (aiomqtt.MqttError, OSError):
+        return False
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path) -> AsyncIterator[ParkingSimulator]:
+    if not await _mosquitto():
+        pytest.skip("no Mosquitto on 127.0.0.1:1883 (CI starts it)")
+    sim = ParkingSimulator(seed=11, exports=tmp_path / "sms", ticks=2,
+                           prefix=f"tests/parking/{uuid.uuid4().hex[:10]}")
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def parking(url: str) -> dict[str, list[dict[str, Any]]]:
+    found = {t: held(url, t, PARKING) for t in ("ParkingSpot", "OnStreetParking",
+                                                "OffStreetParking")}
+    found["ParkingSession"] = held(url, "ParkingSession", SESSION_CONTEXT)
+    return found
+
+
+def mirrors(found: dict[str, list[dict[str, Any]]], sim: ParkingSimulator) -> bool:
+    """The broker holds the simulator's every space, car park and session, once each."""
+    truth = sim.state.truth()
+    spots = {e["id"].rsplit("craiova-", 1)[1]: e["status"]["value"] for e in found["ParkingSpot"]}
+    expected = {k: v.lower() for k, v in truth["spots"].items()}
+    parks = {e["id"].rsplit("craiova-", 1)[1]: e["availableSpotNumber"]["value"]
+             for e in found["OffStreetParking"]}
+    sessions = [e["id"].rsplit("craiova-sms-", 1)[1] for e in found["ParkingSession"]]
+    return (spots == expected and parks == truth["carparks"]
+            and sorted(sessions) == sorted(truth["sessions"]) and len(set(sessions)) ==
+            len(sessions) and len(found["OnStreetParking"]) == ZONES)
+
+
+@contextlib.asynccontextmanager
+async def running(sim: ParkingSimulator, broker: BrokerProcess, state: Path,
+                  **config: Any) -> AsyncIterator[asyncio.Task[Any]]:
+    task = asyncio.create_task(run(ParkingAdapter(), {**sim.config(), "interval": 0.2,
+                                                      **config},
+                                   Options(broker=broker.url, state_dir=state, linger=0.1)))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_every_system_is_published_valid_and_pseudonymised(
+        simulator: ParkingSimulator, broker: BrokerProcess, adapter_state: Path,
+        adapter_secret: str) -> None:
+    async with running(simulator, broker, adapter_state) as task:
+        await eventually(lambda: not task.done() and mirrors(parking(broker.url), simulator),
+                         "the broker holding what the simulator produced")
+    found = parking(broker.url)
+    assert [len(found[t]) for t in ("ParkingSpot", "OnStreetParking", "OffStreetParking",
+                                    "ParkingSession")] == [SPACES, ZONES, CAR_PARKS, 12]
+    for kind, entities in found.items():
+        context = SESSION_CONTEXT if kind == "ParkingSession" else PARKING
+        for entity in entities:
+            assert problems({**entity, "@context": context}) == [], entity["id"]
+    pseudonym = Pseudonymiser(TEST_SECRET.encode())
+    by_id = {e["id"]: e for e in found["ParkingSession"]}
+    text = json.dumps(found)
+    for row in simulator.state.sessions:
+        session = by_id[f"urn:ngsi-ld:ParkingSession:craiova-sms-{row['id']}"]
+        assert session["plateHash"]["value"] == pseudonym("plate", normalise_plate(row["plate"]))
+        assert session["msisdnHash"]["value"] == pseudonym("msisdn",
+                                                           normalise_msisdn(row["msisdn"]))
+        assert row["plate"] not in text and normalise_plate(row["plate"]) not in text
+        assert normalise_msisdn(row["msisdn"])[3:] not in text  # not even without +40
+    zones = {e["id"]: e for e in found["OnStreetParking"]}
+    assert len(zones["urn:ngsi-ld:OnStreetParking:craiova-zona-A1"]["refParkingSpot"]["object"]
+               ) == 24
+
+
+async def test_bad_vendor_data_ends_in_the_dead_letter_file(
+        simulator: ParkingSimulator, broker: BrokerProcess, adapter_state: Path,
+        adapter_secret: str) -> None:
+    async with running(simulator, broker, adapter_state) as task:
+        await eventually(lambda: len(held(broker.url, "ParkingSpot", PARKING)) == SPACES,
+                         "the spaces published")
+        for kind in ("sensor-truncated", "sensor-impossible", "sensor-unknown-zone",
+                     "carpark-impossible", "sms-truncated", "sms-encoding", "sms-impossible",
+                     "sms-unknown-zone"):
+            await simulator.inject(kind, 2 if kind == "sms-impossible" else 1)
+        await eventually(lambda: not task.done() and len(dead_letters(adapter_state)) >= 9,
+                         "nine dead letters")
+        await eventually(lambda: mirrors(parking(broker.url), simulator),
+                         "every good record published, the bad files' good rows too")
+    letters = dead_letters(adapter_state)
+    reasons = [letter["reason"] for letter in letters]
+    assert len(letters) == 9, reasons
+
+    def one(words: str) -> dict[str, Any]:
+        [found] = [letter for letter in letters if words in letter["reason"]]
+        return found
+
+    assert one("payload: not JSON")["stream"] == "sensors"
+    assert one("lat: 4.43 is impossible")["stream"] == "sensors"
+    assert one("free: 1250 spaces free of a capacity of 1200")["stream"] == "carparks"
+    assert one("(truncated?)")["stream"].endswith(".csv")
+    assert one("bytes that are not utf-8")["stream"].endswith(".csv")
+    assert one("amount_ron: -5.00 RON is impossible")
+    assert one("duration_min: 4320 is impossible")
+    assert sum("zone: 'Z9' is not a parking zone" in r for r in reasons) == 2
+    # nothing of a bad record was published
+    ids = {e["id"] for kind in parking(broker.url).values() for e in kind}
+    assert not any("BAD" in i for i in ids)
+
+
+async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
+        simulator: ParkingSimulator, broker: BrokerProcess, adapter_state: Path,
+        tmp_path: Path) -> None:
+    for _ in range(6):
+        await simulator.tick()  # eight export files in all, 48 sessions
+    client = f"tests-parking-crash-{uuid.uuid4().hex[:8]}"  # a persistent MQTT session
+    config = tmp_path / "parking.json"
+    config.write_text(json.dumps({**simulator.config(), "interval": 0.2, "client_id": client}))
+    args = ("run", "parking", "--config", str(config), "--broker", broker.url,
+            "--state", str(adapter_state), "--batch-size", "5", "--no-progress")
+    try:
+        first = spawn_cli(*args)
+        try:
+            await eventually(lambda: sum(k.endswith(".csv")
+                                         for k in checkpoint(adapter_state)) >= 2,
+                             "a first export checkpointed")
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+        exports = [k for k in checkpoint(adapter_state) if k.endswith(".csv")]
+        assert len(exports) < 8, "the adapter was to be killed mid-stream"
+        for _ in range(3):
+            await simulator.tick()  # spaces change, cars come and go, sessions start
+        second = spawn_cli(*args)
+        try:
+            await eventually(lambda: mirrors(parking(broker.url), simulator),
+                             "the broker holding exactly what the simulator produced")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(10)
+    finally:
+        async with aiomqtt.Client("127.0.0.1", 1883, identifier=client, clean_session=True):
+            pass  # the persistent session, discarded
+    assert len(parking(broker.url)["ParkingSession"]) == 12 + 36 + 18
