@@ -40,8 +40,5 @@ class Batch:
     def origin(self, entity_id: str) -> Raw | None:
         return self.origins.get(entity_id)
 
-    def clear(self) -> None:
-        self.entities, self.origins, self.reached, self.records = {}, {}, {}, 0
-
     def payload(self) -> list[Entity]:
         return list(self.entities.values())

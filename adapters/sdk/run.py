@@ -99,6 +99,7 @@ class Pipeline:
                                    update=self.update, counters=self.counters)
         self.handled = 0
         self.on_published: Callable[[Iterable[Entity]], None] | None = None
+        self.inflight: asyncio.Task[None] | None = None
 
     def reject(self, raw: Raw, reason: str, entity: Any = None) -> None:
         self.dead.add(raw.stream, raw.position, reason, raw.data, entity)
@@ -130,24 +131,34 @@ class Pipeline:
         self.batch.reach(raw)
         self.handled += 1
 
-    async def flush(self, source: Source) -> None:
-        if not self.batch.records:
-            return
-        refused = await self.publisher.upsert(self.batch.payload())
+    async def flush(self, source: Source, *, wait: bool = False) -> None:
+        """Send the batch being made. One batch is in flight while the next is made (the
+        broker works while the adapter parses); checkpoints are written in batch order."""
+        if self.inflight is not None:
+            inflight, self.inflight = self.inflight, None
+            await inflight
+        if self.batch.records:
+            batch, self.batch = self.batch, Batch(update=self.update)
+            self.inflight = asyncio.create_task(self._publish(batch, source))
+        if wait and self.inflight is not None:
+            inflight, self.inflight = self.inflight, None
+            await inflight
+
+    async def _publish(self, batch: Batch, source: Source) -> None:
+        refused = await self.publisher.upsert(batch.payload())
         for entity_id, reason in refused:
-            origin = self.batch.origin(entity_id)
+            origin = batch.origin(entity_id)
             if origin is None:
                 log.error("the broker refused %s, which this batch did not hold: %s",
                           entity_id, reason)
                 continue
-            self.reject(origin, f"broker: {reason}", self.batch.entities.get(entity_id))
+            self.reject(origin, f"broker: {reason}", batch.entities.get(entity_id))
         if self.on_published is not None:
-            self.on_published(self.batch.payload())
+            self.on_published(batch.payload())
         self.dead.sync()  # before the checkpoint moves past the dead-lettered records
-        self.checkpoint.save(self.batch.reached)
+        self.checkpoint.save(batch.reached)
         source.committed(self.checkpoint.positions)
         self.counters.batches += 1
-        self.batch.clear()
         write_status(self.status_path, self.adapter.name, self.counters, "running")
 
     async def run(self) -> Counters:
@@ -178,11 +189,15 @@ class Pipeline:
                 if time.monotonic() - last_log >= self.options.log_every:
                     log.info("%s: %s", self.adapter.name, self.counters.line())
                     last_log = time.monotonic()
-            await self.flush(source)
+            await self.flush(source, wait=True)
             if ended:
                 await reader  # the source's own error, if it ended with one
             state = "finished"
         finally:
+            if self.inflight is not None:  # failed meanwhile: its batch is not checkpointed
+                self.inflight.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self.inflight
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
