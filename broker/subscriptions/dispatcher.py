@@ -44,13 +44,17 @@ nothing is owed any more (the subscription is gone or paused)."""
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    per_endpoint: int = 4  # concurrent deliveries to one receiver
+    per_endpoint: int = 8  # concurrent deliveries to one receiver
     queue_per_endpoint: int = 64  # claimed rows waiting for one receiver before we skip it
     batch: int = 256  # rows per claim
     # Seconds a claim holds a row; renewed every third of it while this dispatcher lives, so
     # the rows of a process that died are sent by another (or its restart) within this time.
     lease: float = 30.0
     poll_interval: float = 1.0  # seconds between claims when nothing wakes the dispatcher
+    # Outcomes being recorded at once: a lane goes on to its next delivery while the store
+    # commits the last one (the row stays leased meanwhile), so the fsync of a durable store
+    # is shared by many outcomes instead of paced by one receiver's lane; this bounds them.
+    recording: int = 1024
 
 
 @dataclass
@@ -85,6 +89,8 @@ class Dispatcher:
         self.prepare = prepare
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._recordings: set[asyncio.Task[None]] = set()
+        self._record_slots = asyncio.Semaphore(self.limits.recording)
         self._wake = asyncio.Event()
         self._stopping = False
         self._next_due: float | None = None  # the earliest retry this dispatcher scheduled
@@ -179,9 +185,23 @@ class Dispatcher:
                 await self.outbox.discard(row)
                 return
             result = await self._send(outgoing)
-            await self._record(lane, row, outgoing, result)
         except Exception:  # the outbox failed to record: the lease runs out, the row comes back
             log.exception("Recording the outcome of notification %s failed", row.notification_id)
+            return
+        await self._record_slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._recorded(lane, row, outgoing,
+                                                                     result))
+        self._recordings.add(task)
+        task.add_done_callback(self._recordings.discard)
+
+    async def _recorded(self, lane: _Lane, row: PendingNotification, outgoing: Outgoing,
+                        result: Result) -> None:
+        try:
+            await self._record(lane, row, outgoing, result)
+        except Exception:  # the lease runs out and the row comes back: at least once
+            log.exception("Recording the outcome of notification %s failed", row.notification_id)
+        finally:
+            self._record_slots.release()
 
     async def _outgoing(self, row: PendingNotification) -> Outgoing | None:
         if row.outgoing is not None:
@@ -246,6 +266,8 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._recordings:  # outcomes on their way to the store: let them land
+            await asyncio.wait(set(self._recordings), timeout=grace)
         for sender in {id(s): s for s in self.senders.values()}.values():
             with contextlib.suppress(Exception):
                 await sender.aclose()
