@@ -16,6 +16,7 @@ from broker.http import (
     discovery,
     entities,
     health,
+    privacy,
     query,
     subscriptions,
 )
@@ -31,7 +32,8 @@ from broker.subscriptions.sender import Outcome, Result
 from broker.subscriptions.service import Notifications
 from security.audit.entry import AuditRecord
 
-ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, subscriptions, apidocs)
+ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, subscriptions, privacy,
+                 apidocs)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
