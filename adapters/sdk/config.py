@@ -1,6 +1,6 @@
 """The --config FILE of `cetate adapter`: TOML (.toml) or JSON, one flat table.
 
-SDK keys: broker, state_dir, batch_size, linger, tenant, token, secret_file, write_back,
+SDK keys: broker, state_dir, batch_size, linger, tenant, api_key, token, secret_file, write_back,
 write_back_host, write_back_port, write_back_url, and a [simulator] table for the simulator.
 Every other key is the adapter's own (URLs, topics, paths): Adapter.source(config) reads them.
 """

@@ -60,17 +60,25 @@ def _refused(response: httpx.Response, entities: Sequence[Entity]) -> list[Refus
     return out or [(e.get("id", ""), f"207 without errors: {body}") for e in entities]
 
 
+def broker_headers(tenant: str, api_key: str | None, token: str | None) -> dict[str, str]:
+    """The tenant and the credential (docs/identity.md: adapters use an API key made with
+    `cetate keys create`; a bearer token works too) of every request to the broker."""
+    headers = {"NGSILD-Tenant": tenant} if tenant else {}
+    if api_key:
+        headers["Authorization"] = f"ApiKey {api_key}"
+    elif token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
 class Publisher:
     """Batches to one broker, for one tenant ("" = the default tenant)."""
 
-    def __init__(self, broker: str, *, tenant: str = "", token: str | None = None,
-                 update: bool = False, backoff: Backoff = RETRY,
+    def __init__(self, broker: str, *, tenant: str = "", api_key: str | None = None,
+                 token: str | None = None, update: bool = False, backoff: Backoff = RETRY,
                  counters: Counters | None = None) -> None:
-        headers = {"Content-Type": JSON_LD, "Accept": "application/json"}
-        if tenant:
-            headers["NGSILD-Tenant"] = tenant
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = {"Content-Type": JSON_LD, "Accept": "application/json",
+                   **broker_headers(tenant, api_key, token)}
         self.client = httpx.AsyncClient(base_url=broker.rstrip("/"), headers=headers,
                                         timeout=REQUEST_TIMEOUT)
         self.params = {"options": "update"} if update else {}

@@ -40,7 +40,8 @@ BATCH_SIZE = 500
 LINGER = 0.5  # seconds a partial batch waits for more records before it is sent
 LOG_EVERY = 10.0  # seconds between two progress lines in the log
 QUEUE_BATCHES = 2  # batches' worth of raw records read ahead of the pipeline
-TOKEN_ENV = "CETATE_ADAPTER_TOKEN"  # a bearer token for a broker that asks for one
+API_KEY_ENV = "CETATE_ADAPTER_API_KEY"  # the adapter's key on the broker (cetate keys create)
+TOKEN_ENV = "CETATE_ADAPTER_TOKEN"  # or an OIDC access token
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Options:
     simulate: bool = False  # lets the pseudonymiser fall back to its development key
     progress: bool = False  # a tqdm bar, for sources that know their total (files)
     tenant: str | None = None  # overrides the adapter's
+    api_key: str | None = None
     token: str | None = None
     write_back: bool = True
     log_every: float = LOG_EVERY
@@ -62,12 +64,13 @@ class Options:
 def options_from(config: Config, **given: Any) -> Options:
     """Options from the config's SDK keys (broker, state_dir, batch_size, tenant, ...), any
     given explicitly (the command line) winning."""
-    keys = ("broker", "state_dir", "limit", "batch_size", "linger", "tenant", "token",
-            "write_back", "progress")
+    keys = ("broker", "state_dir", "limit", "batch_size", "linger", "tenant", "api_key",
+            "token", "write_back", "progress")
     found: dict[str, Any] = {k: config[k] for k in keys if k in config}
     found.update({k: v for k, v in given.items() if v is not None})
     if not found.get("broker"):
         raise ConfigError("no broker: give --broker URL or broker = \"...\" in the config")
+    found.setdefault("api_key", os.environ.get(API_KEY_ENV))
     found.setdefault("token", os.environ.get(TOKEN_ENV))
     if not found.get("state_dir"):
         if not found.get("simulate"):
@@ -95,8 +98,9 @@ class Pipeline:
         self.batch = Batch(update=self.update)
         tenant = adapter.tenant if options.tenant is None else options.tenant
         self.tenant = tenant
-        self.publisher = Publisher(options.broker, tenant=tenant, token=options.token,
-                                   update=self.update, counters=self.counters)
+        self.publisher = Publisher(options.broker, tenant=tenant, api_key=options.api_key,
+                                   token=options.token, update=self.update,
+                                   counters=self.counters)
         self.handled = 0
         self.on_published: Callable[[Iterable[Entity]], None] | None = None
         self.inflight: asyncio.Task[None] | None = None

@@ -4,7 +4,7 @@ vendor's system through `Adapter.on_entity_change`.
 The SDK runs a small receiver (aiohttp) and creates a subscription on the broker (POST
 /ngsi-ld/v1/subscriptions, clause 5.8.1) on `write_back.types` and `.attributes`, notified to
 it in the normalized format. Each notified entity goes to on_entity_change; the attributes it
-returns (the outcome: accepted, refused, when) are merged into the entity (PATCH .../attrs).
+returns (the outcome: accepted, refused, when) are appended to the entity (POST .../attrs).
 Delivery is at least once: a notification whose hook fails with anything but BadRecord (the
 vendor is down) is answered 503, so the broker sends it again with its backoff. The adapter's
 own publications are notified too: an entity whose watched attributes still hold what the
@@ -23,6 +23,7 @@ from aiohttp import web
 
 from adapters.sdk.errors import BadRecord
 from adapters.sdk.hooks import Adapter, Config, Entity, WriteBack
+from adapters.sdk.publish import broker_headers
 
 log = logging.getLogger("cetate.adapter")
 
@@ -50,11 +51,8 @@ class WriteBackReceiver:
         self.host = str(config.get("write_back_host", "127.0.0.1"))
         self.port = int(config.get("write_back_port", 0))
         self.public_url = str(config.get("write_back_url", ""))  # if the broker sees us elsewhere
-        headers = {"Accept": "application/json"}
-        if tenant:
-            headers["NGSILD-Tenant"] = tenant
-        if options.token:
-            headers["Authorization"] = f"Bearer {options.token}"
+        headers = {"Accept": "application/json",
+                   **broker_headers(tenant, options.api_key, options.token)}
         self.broker = httpx.AsyncClient(base_url=options.broker.rstrip("/"), headers=headers,
                                         timeout=10)
         self.runner: web.AppRunner | None = None
@@ -157,9 +155,11 @@ class WriteBackReceiver:
 
     async def _record(self, entity_id: str, outcome: Mapping[str, Any]) -> None:
         body = {**outcome, "@context": self.adapter.context}
-        response = await self.broker.patch(f"/ngsi-ld/v1/entities/{entity_id}/attrs",
-                                           json=body,
-                                           headers={"Content-Type": "application/ld+json"})
-        if response.status_code >= 300:
+        # Append (clause 5.6.3): creates the outcome attributes or overwrites them; an update
+        # (PATCH) would refuse attributes the entity does not have yet.
+        response = await self.broker.post(f"/ngsi-ld/v1/entities/{entity_id}/attrs",
+                                          json=body,
+                                          headers={"Content-Type": "application/ld+json"})
+        if response.status_code != 204:
             log.warning("write-back outcome of %s not recorded: %d %s", entity_id,
                         response.status_code, response.text[:300])
