@@ -904,3 +904,30 @@ async def test_redirect_is_not_followed(client: httpx.AsyncClient) -> None:
         await until(failed)
         await asyncio.sleep(QUIET)
         assert len(redirecting.received) == 1 and elsewhere.received == []
+
+
+DELETED: dict[str, dict[str, Any]] = {
+    "normalized": {"powerState": {"type": "Property", "value": NULL},
+                   "refStreetlightGroup": {"type": "Relationship", "object": NULL},
+                   "name": {"type": "LanguageProperty", "languageMap": {"@none": NULL}}},
+    "keyValues": {"powerState": NULL, "refStreetlightGroup": NULL,
+                  "name": {"@none": NULL}},
+    "concise": {"powerState": {"value": NULL}, "refStreetlightGroup": {"object": NULL},
+                "name": {"languageMap": {"@none": NULL}}},
+}
+
+
+@pytest.mark.parametrize("fmt", DELETED)
+async def test_deleted_entity_in_each_format(client: httpx.AsyncClient, receiver: Receiver,
+                                             fmt: str) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=["entityDeleted"],
+                                         notification={"format": fmt}))
+    await create(client, lamp(1, name={"type": "LanguageProperty",
+                                       "languageMap": {"ro": "Lampă", "en": "Lamp"}}))
+    assert (await client.delete(f"{ENTITIES}/{lamp_id(1)}")).status_code == 204
+    await receiver.wait_for(1)
+    (entity,) = data(receiver)
+    # Clause 5.2.1: deleted elements are notified with the NGSI-LD Null (a languageMap's
+    # {"@none": "urn:ngsi-ld:null"}).
+    for name, expected in DELETED[fmt].items():
+        assert entity[name] == expected, name
