@@ -26,14 +26,14 @@ EXIT_CONFIG = 2
 
 def _run(args: argparse.Namespace) -> int:
     from adapters import registry
-    from adapters.sdk.config import load_config
+    from adapters.sdk.config import for_adapter, load_config
     from adapters.sdk.errors import AdapterError, ConfigError
     from adapters.sdk.run import options_from, run, run_simulated
 
     _logs(args)
     try:
         adapter = registry.load(args.name)()
-        config = load_config(args.config)
+        config = for_adapter(load_config(args.config), adapter.name)
         options = options_from(config, broker=args.broker, state_dir=args.state,
                                limit=args.limit, batch_size=args.batch_size,
                                tenant=args.tenant, simulate=args.simulate or None,
@@ -71,12 +71,15 @@ async def _serve(name: str, config: dict[str, Any]) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from adapters.sdk.config import load_config
+    from adapters import registry
+    from adapters.sdk.config import for_adapter, load_config
     from adapters.sdk.errors import ConfigError
 
     _logs(args)
     try:
-        config = dict(load_config(args.config).get("simulator", {}))
+        adapter = registry.load(args.name)
+        whole = for_adapter(load_config(args.config), adapter.name)
+        config = dict(whole.get("simulator", {}))
         for key in ("seed", "port", "host"):
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)

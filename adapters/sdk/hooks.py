@@ -130,7 +130,7 @@ class Adapter:
     def on_entity_change(self, entity: Entity, config: Config
                          ) -> Awaitable[Mapping[str, Any] | None]:
         """Send a changed entity (normalized, from a notification) back to the vendor; the
-        attributes returned (write_back.outcome) are merged into the entity to record it."""
+        attributes returned (write_back.outcome) are appended to the entity to record it."""
         raise NotImplementedError
 
 

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
+
+import httpx
 
 from adapters.sdk.example import SDM_TRANSPORTATION
 from tests.adapters.sdk.readings import write_readings
-from tests.adapters.support import BrokerProcess, entities, run_cli
+from tests.adapters.support import BrokerProcess, entities, run_cli, spawn_cli
 
 
 def test_run_simulate_limit_exits_zero(broker: BrokerProcess) -> None:
@@ -46,3 +49,17 @@ def test_no_key_outside_simulate_is_refused(broker: BrokerProcess, tmp_path: Pat
 def test_unknown_adapter_is_a_config_error() -> None:
     done = run_cli("run", "bakery", "--simulate", "--broker", "http://127.0.0.1:9")
     assert done.returncode == 2 and "no adapter named 'bakery'" in done.stderr
+
+
+def test_simulate_serves_until_terminated() -> None:
+    simulator = spawn_cli("simulate", "example", "--seed", "3")
+    try:
+        assert simulator.stdout is not None
+        served = json.loads(simulator.stdout.readline())
+        page = httpx.get(served["url"], params={"after": 10}, timeout=10).json()
+        assert page["positions"][0]["seq"] == 11
+        simulator.send_signal(signal.SIGTERM)
+        assert simulator.wait(timeout=20) == 0
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
