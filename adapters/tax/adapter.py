@@ -105,7 +105,8 @@ class _Simulated(TaxSimulator):
     """As `run --simulate` uses it: poll the gateway until its last payment, then stop."""
 
     def __init__(self, inner: TaxSimulator) -> None:
-        super().__init__(inner.system, port=inner.port, export_dir=inner.export_dir)
+        super().__init__(inner.system, port=inner.port, export_dir=inner.export_dir,
+                         host=inner.host)
         self._temporary, inner._temporary = inner._temporary, None
 
     async def start(self) -> Config:

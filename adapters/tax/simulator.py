@@ -216,11 +216,11 @@ class TaxSystem:
 
 class TaxSimulator:
     """Writes the export to `export_dir` (a temporary directory if none) and serves the
-    gateway on 127.0.0.1:port (0: any free port)."""
+    gateway on host:port (port 0: any free port)."""
 
     def __init__(self, system: TaxSystem, *, port: int = 0,
-                 export_dir: str | Path | None = None) -> None:
-        self.system, self.port = system, port
+                 export_dir: str | Path | None = None, host: str = "127.0.0.1") -> None:
+        self.system, self.port, self.host = system, port, host
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
         if export_dir is None:
             self._temporary = tempfile.TemporaryDirectory(prefix="cetate-tax-")
@@ -248,11 +248,11 @@ class TaxSimulator:
         self.system.write_export(self.export_dir)
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.port
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         return {"export_dir": str(self.export_dir), "gateway_url": f"{self.url}/api/payments"}
 
     async def stop(self) -> None:
@@ -273,7 +273,8 @@ def system_of(config: Config) -> TaxSystem:
 
 def simulator_of(config: Config) -> TaxSimulator:
     return TaxSimulator(system_of(config), port=int(config.get("port", 0)),
-                        export_dir=config.get("export_dir"))
+                        export_dir=config.get("export_dir"),
+                        host=str(config.get("host", "127.0.0.1")))
 
 
 async def _serve(args: argparse.Namespace) -> None:

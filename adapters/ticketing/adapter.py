@@ -109,7 +109,7 @@ class _Simulated(TicketingSimulator):
     """The simulator as `run --simulate` uses it: its log is complete, so stop at its end."""
 
     def __init__(self, inner: TicketingSimulator) -> None:
-        super().__init__(inner.system, port=inner.port, live=inner.live)
+        super().__init__(inner.system, port=inner.port, live=inner.live, host=inner.host)
 
     async def start(self) -> Config:
         return {**await super().start(), "follow": bool(self.live)}

@@ -286,10 +286,11 @@ class TicketingSystem:
 
 
 class TicketingSimulator:
-    """Serves a TicketingSystem on 127.0.0.1:port (0: any free port)."""
+    """Serves a TicketingSystem on host:port (port 0: any free port)."""
 
-    def __init__(self, system: TicketingSystem, *, port: int = 0, live: float = 0.0) -> None:
-        self.system, self.port, self.live = system, port, live
+    def __init__(self, system: TicketingSystem, *, port: int = 0, live: float = 0.0,
+                 host: str = "127.0.0.1") -> None:
+        self.system, self.port, self.live, self.host = system, port, live, host
         self.head = 0 if live else system.taps
         self.url = ""
         self.requests = 0
@@ -342,12 +343,12 @@ class TicketingSimulator:
     async def start(self) -> Config:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.port
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         if self.live:
             self._grow = asyncio.create_task(self._growing())
         return {"url": self.url}
@@ -372,7 +373,8 @@ def system_of(config: Config) -> TicketingSystem:
 
 def simulator_of(config: Config) -> TicketingSimulator:
     return TicketingSimulator(system_of(config), port=int(config.get("port", 0)),
-                              live=float(config.get("live", 0.0)))
+                              live=float(config.get("live", 0.0)),
+                              host=str(config.get("host", "127.0.0.1")))
 
 
 async def _serve(args: argparse.Namespace) -> None:
