@@ -934,3 +934,25 @@ async def test_deleted_entity_in_each_format(client: httpx.AsyncClient, receiver
     # {"@none": "urn:ngsi-ld:null"}).
     for name, expected in DELETED[fmt].items():
         assert entity[name] == expected, name
+
+
+async def test_watched_attributes_narrow_entity_triggers(client: httpx.AsyncClient,
+                                                         receiver: Receiver) -> None:
+    await subscribe(client, subscription(
+        receiver.url, watchedAttributes=["fault"], notificationTrigger=[
+            "entityCreated", "entityDeleted", "entityUpdated"],
+        notification={"attributes": ["powerState"]}))
+    await create(client, lamp(1))  # no fault: not created as far as this one is concerned
+    await create(client, lamp(2, fault={"type": "Property", "value": "flicker"}))
+    await patch_attrs(client, lamp_id(1), off())  # not watched
+    await patch_attrs(client, lamp_id(2), {"fault": {"type": "Property", "value": "dark"}})
+    for n in (1, 2):
+        assert (await client.delete(f"{ENTITIES}/{lamp_id(n)}")).status_code == 204
+    await quiet(receiver, 3)
+    steps = sorted(("deleted" if "deletedAt" in e else "changed", e["id"])
+                   for e in data(receiver))
+    assert steps == [("changed", lamp_id(2)), ("changed", lamp_id(2)),
+                     ("deleted", lamp_id(2))]
+    # notification.attributes picks what is shown, whatever the change was to.
+    for entity in data(receiver):
+        assert set(entity) - {"deletedAt"} == {"id", "type", "powerState"}
