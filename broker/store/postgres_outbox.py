@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from broker.store import postgres_subscriptions as subs
 from broker.subscriptions.notification import Outgoing
 from broker.subscriptions.outbox import PendingNotification, draft_from_rows
 from broker.subscriptions.sender import Result
@@ -35,12 +34,20 @@ WHERE id IN (SELECT id FROM notification_outbox
              ORDER BY due, id LIMIT $5 FOR UPDATE SKIP LOCKED)
 RETURNING {_CLAIMED}
 """
-_COUNT_SENT = ("UPDATE subscription_delivery SET times_sent = times_sent + 1, "
-               "last_notification = $3, last_success = $3 "
-               "WHERE tenant = $1 AND subscription_id = $2")
-_COUNT_FAILED = ("UPDATE subscription_delivery SET times_failed = times_failed + 1, "
-                 "last_notification = $3, last_failure = $3 "
-                 "WHERE tenant = $1 AND subscription_id = $2")
+# A failed attempt: the row's update and its subscription's count in one statement.
+_COUNT_FAILED = """
+WITH o AS ({update} WHERE id = $1 RETURNING tenant, subscription_id)
+UPDATE subscription_delivery d SET times_failed = d.times_failed + 1,
+       last_notification = $2, last_failure = $2
+FROM o WHERE d.tenant = o.tenant AND d.subscription_id = o.subscription_id
+"""
+_RESCHEDULE = _COUNT_FAILED.format(update=(
+    "UPDATE notification_outbox SET attempt = attempt + 1, "
+    "first_attempt_at = coalesce(first_attempt_at, $2), due = $3, lease_owner = NULL, "
+    "lease_until = NULL, last_error = $4"))
+_FAIL = _COUNT_FAILED.format(update=(
+    "UPDATE notification_outbox SET state = 'failed', lease_owner = NULL, lease_until = NULL, "
+    "last_error = $3"))
 
 
 def _pending(r: Sequence[Any], bodies: dict[int, list[Any]]) -> PendingNotification:
@@ -88,33 +95,23 @@ class PostgresOutbox:
                     wanted)}
         return [_pending(r, bodies) for r in rows]
 
+    # The outcomes are one statement each, so one round trip and one commit (autocommit):
+    # the dispatcher reports every delivery, and with 100 subscriptions on one write their
+    # rows share a change row, whose lock each report holds until its commit.
     async def delivered(self, row: PendingNotification, at: float, result: Result) -> None:
         # A row gone already (its lease ran out and another claimer delivered it, or the
         # subscription was deleted) counts nothing twice.
-        async with self._connect() as conn, conn.transaction():
-            found = await _remove(conn, row.row_id)
-            if found is not None:
-                await conn.execute(_COUNT_SENT, found[0], found[1], at)
+        async with self._connect() as conn:
+            await conn.execute("SELECT cetate_outbox_remove($1, $2)", row.row_id, at)
 
     async def reschedule(self, row: PendingNotification, due: float, at: float,
                          result: Result) -> None:
-        async with self._connect() as conn, conn.transaction():
-            found = await conn.fetchrow(
-                "UPDATE notification_outbox SET attempt = attempt + 1, "
-                "first_attempt_at = coalesce(first_attempt_at, $1), due = $2, "
-                "lease_owner = NULL, lease_until = NULL, last_error = $3 WHERE id = $4 "
-                "RETURNING tenant, subscription_id", at, due, result.detail, row.row_id)
-            if found is not None:
-                await conn.execute(_COUNT_FAILED, found[0], found[1], at)
+        async with self._connect() as conn:
+            await conn.execute(_RESCHEDULE, row.row_id, at, due, result.detail)
 
     async def failed(self, row: PendingNotification, at: float, result: Result) -> None:
-        async with self._connect() as conn, conn.transaction():
-            found = await conn.fetchrow(
-                "UPDATE notification_outbox SET state = 'failed', lease_owner = NULL, "
-                "lease_until = NULL, last_error = $1 WHERE id = $2 "
-                "RETURNING tenant, subscription_id", result.detail, row.row_id)
-            if found is not None:
-                await conn.execute(_COUNT_FAILED, found[0], found[1], at)
+        async with self._connect() as conn:
+            await conn.execute(_FAIL, row.row_id, at, result.detail)
 
     async def postpone(self, row: PendingNotification, due: float) -> None:
         async with self._connect() as conn:
@@ -122,8 +119,8 @@ class PostgresOutbox:
                                "lease_until = NULL WHERE id = $2", due, row.row_id)
 
     async def discard(self, row: PendingNotification) -> None:
-        async with self._connect() as conn, conn.transaction():
-            await _remove(conn, row.row_id)
+        async with self._connect() as conn:
+            await conn.execute("SELECT cetate_outbox_remove($1, NULL)", row.row_id)
 
     async def renew(self, now: float, lease: float) -> None:
         async with self._connect() as conn:
@@ -138,12 +135,3 @@ class PostgresOutbox:
                                "AND (lease_until IS NULL OR lease_until < $1)", now,
                                endpoint_key)
 
-
-async def _remove(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record | None:
-    """Delete an outbox row and release its change; (tenant, subscription_id), or None if the
-    row was gone."""
-    found = await conn.fetchrow("DELETE FROM notification_outbox WHERE id = $1 "
-                                "RETURNING tenant, subscription_id, change_id", row_id)
-    if found is not None and found[2] is not None:
-        await subs.release_changes(conn, [found[2]], [1])
-    return found

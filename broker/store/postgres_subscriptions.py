@@ -122,15 +122,16 @@ async def delete(conn: asyncpg.Connection, tenant: str, sub_id: str) -> bool:
                                 tenant, sub_id)
     if status == "DELETE 0":
         return False
-    await conn.execute("DELETE FROM subscription_delivery WHERE tenant = $1 AND "
-                       "subscription_id = $2", tenant, sub_id)
-    # Rows a dispatcher holds (a claim in flight) are locked only for its claim's transaction;
-    # its later delivered/reschedule finds the row gone and counts nothing.
+    # Outbox rows, then the delivery row, then changes: the order in which the outbox's
+    # outcomes lock them (cetate_outbox_remove), so the two never deadlock. A dispatcher's
+    # later outcome for a row deleted here finds it gone and counts nothing.
     held = await conn.fetch(
         "WITH gone AS (DELETE FROM notification_outbox WHERE tenant = $1 AND "
         "subscription_id = $2 RETURNING change_id) "
         "SELECT change_id, count(*) FROM gone WHERE change_id IS NOT NULL "
         "GROUP BY change_id ORDER BY change_id", tenant, sub_id)
+    await conn.execute("DELETE FROM subscription_delivery WHERE tenant = $1 AND "
+                       "subscription_id = $2", tenant, sub_id)
     if held:
         await release_changes(conn, [r[0] for r in held], [r[1] for r in held])
     await _bump(conn)

@@ -72,3 +72,34 @@ CREATE INDEX notification_outbox_change ON notification_outbox (change_id);
 -- renew: the rows one dispatcher holds (few), without reading every row of a backlog.
 CREATE INDEX notification_outbox_lease ON notification_outbox (lease_owner)
     WHERE lease_owner IS NOT NULL;
+
+-- delivered and discard in one round trip: delete an outbox row, count the success on its
+-- subscription (p_sent_at given), release its change and drop the change at zero refs. Each
+-- statement here sees the ones before it (and a concurrent release waits on the change's row
+-- lock, then decrements after us), which one statement with CTEs would not. Locks are taken
+-- in the order every transaction here takes them: outbox row, delivery row, change row.
+CREATE FUNCTION cetate_outbox_remove(p_id bigint, p_sent_at double precision) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    remaining integer;
+BEGIN
+    DELETE FROM notification_outbox WHERE id = p_id
+        RETURNING tenant, subscription_id, change_id INTO r;
+    IF NOT FOUND THEN
+        RETURN false;  -- gone already: another claimer delivered it, or its subscription went
+    END IF;
+    IF p_sent_at IS NOT NULL THEN
+        UPDATE subscription_delivery SET times_sent = times_sent + 1,
+               last_notification = p_sent_at, last_success = p_sent_at
+         WHERE tenant = r.tenant AND subscription_id = r.subscription_id;
+    END IF;
+    IF r.change_id IS NOT NULL THEN
+        UPDATE notification_changes SET refs = refs - 1 WHERE id = r.change_id
+            RETURNING refs INTO remaining;
+        IF remaining <= 0 THEN
+            DELETE FROM notification_changes WHERE id = r.change_id;
+        END IF;
+    END IF;
+    RETURN true;
+END $$;
