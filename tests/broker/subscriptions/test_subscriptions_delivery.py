@@ -93,6 +93,7 @@ async def test_notification_body_and_headers(client: httpx.AsyncClient,
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["Link"] == f"<{CORE}>; {CONTEXT_REL}"
     assert "NGSILD-Tenant" not in got.headers
+    assert got.headers["User-Agent"].startswith("cetate")
     body = got.body
     assert set(body) == {"id", "type", "subscriptionId", "notifiedAt", "data"}
     assert NOTIFICATION_ID.fullmatch(body["id"]), body["id"]
@@ -956,3 +957,19 @@ async def test_watched_attributes_narrow_entity_triggers(client: httpx.AsyncClie
     # notification.attributes picks what is shown, whatever the change was to.
     for entity in data(receiver):
         assert set(entity) - {"deletedAt"} == {"id", "type", "powerState"}
+
+
+async def test_endpoint_query_string_is_kept(client: httpx.AsyncClient,
+                                             receiver: Receiver) -> None:
+    queries: list[str] = []
+
+    async def keep_query(request: web.Request) -> web.StreamResponse:
+        queries.append(request.rel_url.raw_query_string)
+        await receiver.record(request)
+        return web.Response(status=204)  # any 2xx is a delivery
+    receiver.behave = keep_query
+    sub_id = await subscribe(client, subscription(receiver.url + "/hook?city=craiova&k=a%2Fb"))
+    await create(client, lamp(1))
+    await receiver.wait_for(1)
+    assert receiver.received[0].path == "/hook" and queries == ["city=craiova&k=a%2Fb"]
+    assert (await delivered(client, sub_id))["notification"]["status"] == "ok"
