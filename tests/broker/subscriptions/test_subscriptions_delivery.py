@@ -973,3 +973,16 @@ async def test_endpoint_query_string_is_kept(client: httpx.AsyncClient,
     await receiver.wait_for(1)
     assert receiver.received[0].path == "/hook" and queries == ["city=craiova&k=a%2Fb"]
     assert (await delivered(client, sub_id))["notification"]["status"] == "ok"
+
+
+async def test_large_batch_split_in_notifications(client: httpx.AsyncClient,
+                                                  receiver: Receiver) -> None:
+    await subscribe(client, subscription(receiver.url, notificationTrigger=["entityCreated"]))
+    small = [{"id": lamp_id(n), "type": "Streetlight",
+              "powerState": {"type": "Property", "value": "on"}} for n in range(1001)]
+    created = await client.post(OPS + "/create", json=small)
+    assert created.status_code == 201, created.text
+    await quiet(receiver, 2)
+    # A notification carries at most 1000 entities (plan.MAX_ENTITIES_PER_NOTIFICATION).
+    assert sorted(len(r.body["data"]) for r in receiver.received) == [1, 1000]
+    assert sorted(e["id"] for e in data(receiver)) == sorted(e["id"] for e in small)
