@@ -6,9 +6,14 @@
     cetate privacy report [--json]
     cetate privacy retention [--now 2026-12-01T00:00:00Z] [--json]
     cetate privacy check
+    cetate privacy purge [--dry-run] [--now T] [--tenant T ...] [--store URL] [--json]
+    cetate privacy subject export|erase --subject PSEUDONYM [--tenant T ...] [--store URL]
 
-Every command takes --policies DIR (default CETATE_POLICY_DIR, else contracts/policies/).
-`check` exits 1 and names each file and rule at fault when the directory would be refused.
+explain, report and check take --policies DIR (default CETATE_POLICY_DIR, else
+contracts/policies/). `check` exits 1 and names each file and rule at fault when the directory
+would be refused. purge and subject work on the store directly (--store, default CETATE_STORE)
+and record what they did in its audit log, as the broker would (docs/privacy.md); tenants are
+the default one and CETATE_PRIVACY_TENANTS unless --tenant names them.
 """
 
 from __future__ import annotations
@@ -111,6 +116,140 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+CLI_PRINCIPAL = "cli:"  # + the OS user: the audit entries' principal for these commands
+CLI_RULE = "cli"  # whoever can open the store may run them: the database is theirs anyway
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    from broker.settings import from_env
+
+    return str(args.store or from_env().store)
+
+
+def _tenants(args: argparse.Namespace) -> list[str]:
+    from security.privacy.purge import tenants_from_env
+
+    if not args.tenant:
+        return tenants_from_env()
+    return list(dict.fromkeys("" if t == "@default" else t for t in args.tenant))
+
+
+async def _open_audit(store_url: str) -> Any:
+    """The store's audit log, opened (None when CETATE_AUDIT=off)."""
+    from broker.settings import from_env
+    from security.audit.log import AuditLog, config_for
+
+    settings = from_env().with_overrides(store=store_url)
+    if not settings.audit:
+        return None
+    log = AuditLog(config_for(settings.store, settings.audit_store, settings.audit_key_dir,
+                              settings.audit_origin, settings.pseudonym_key_file))
+    await log.open()
+    return log
+
+
+async def _record(log: Any, record: Any, status: int = 200) -> None:
+    from datetime import UTC, datetime
+
+    from security.audit.entry import seal
+
+    if log is None:
+        return
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    await log.append(seal(record, time=when, request_id="cli", status=status,
+                          pseudonyms=log.pseudonyms))
+
+
+async def _with_store(url: str, work: Any) -> Any:
+    from broker.store.open import open_store
+
+    store = open_store(url)
+    await store.open()
+    log = None
+    try:
+        log = await _open_audit(url)
+        return await work(store, log)
+    finally:
+        if log is not None:
+            await log.close()
+        await store.close()
+
+
+def _purge(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from security.privacy.purge import audit_record, contract_retentions, purge
+    from security.privacy.retention import parse_instant
+
+    try:
+        now = parse_instant(args.now) if args.now else datetime.now(UTC)
+    except ValueError:
+        raise SystemExit(f"--now {args.now!r} is not a date-time") from None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+
+    async def work(store: Any, log: Any) -> Any:
+        async def audited(batch: Any) -> None:
+            await _record(log, audit_record(batch))
+        return await purge(store, contract_retentions(), _tenants(args), now,
+                           dry_run=args.dry_run, on_batch=None if args.dry_run else audited)
+
+    report = asyncio.run(_with_store(_store_url(args), work))
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"retention purge as of {report.as_json()['now']}: {verb} {report.removed} entities")
+    for row in report.as_json()["types"]:
+        tenant = row["tenant"] or "@default"
+        print(f"  {tenant:<16} {row['type']:<56} {row['retention']:<6} {len(row['ids'])}")
+    for tenant in report.skipped_tenants:
+        print(f"  {tenant}: no such tenant (skipped)")
+    return 0
+
+
+def _subject(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+    from datetime import UTC, datetime
+
+    from security.audit.entry import AuditRecord
+    from security.audit.entry import Principal as AuditPrincipal
+    from security.privacy.purge import existing_tenants
+    from security.privacy.subject import (
+        SubjectError,
+        check_subject,
+        erase_document,
+        export_document,
+        found_ids,
+        found_types,
+    )
+
+    try:
+        subject = check_subject(args.subject)
+    except SubjectError as exc:
+        raise SystemExit(str(exc)) from None
+    answer = export_document if args.subject_command == "export" else erase_document
+    action = f"privacy.subject.{args.subject_command}"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def work(store: Any, log: Any) -> Any:
+        present, missing = await existing_tenants(store, _tenants(args))
+        for tenant in missing:
+            print(f"{tenant}: no such tenant (skipped)", file=sys.stderr)
+        document, found = await answer(store, log, present, subject, now)
+        record = AuditRecord(action=action, rule=CLI_RULE,
+                             principal=AuditPrincipal(CLI_PRINCIPAL + getpass.getuser()))
+        record.note(entity_ids=found_ids(found), types=found_types(found))
+        await _record(log, record)
+        return document
+
+    document = asyncio.run(_with_store(_store_url(args), work))
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return 0
+
+
 def add_privacy_commands(sub: argparse._SubParsersAction[Any]) -> None:
     """Register the `privacy` subcommands on the top-level parser."""
     privacy = sub.add_parser("privacy", help="policy explanations, records of processing")
@@ -150,3 +289,27 @@ def add_privacy_commands(sub: argparse._SubParsersAction[Any]) -> None:
     check = commands.add_parser("check", help="load and check the policy files")
     common(check)
     check.set_defaults(func=_check)
+
+    def on_store(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="the broker's store URL (CETATE_STORE)")
+        p.add_argument("--tenant", action="append", default=[],
+                       help="a tenant to cover (repeatable; default: the default tenant and "
+                            "CETATE_PRIVACY_TENANTS; @default names the default tenant)")
+
+    purge = commands.add_parser("purge", help="delete entities past their type's retention")
+    purge.add_argument("--dry-run", action="store_true",
+                       help="list what would be deleted, delete nothing")
+    purge.add_argument("--now", help="the instant to compute from (default: now)")
+    purge.add_argument("--json", action="store_true", help="JSON instead of text")
+    on_store(purge)
+    purge.set_defaults(func=_purge)
+
+    subject = commands.add_parser("subject", help="data-subject requests (GDPR art. 15, 17, "
+                                                  "20)")
+    requests = subject.add_subparsers(dest="subject_command", required=True)
+    for name, text in (("export", "everything referring to a pseudonym, with its recipients"),
+                       ("erase", "erase a pseudonym's data where the lawful basis allows")):
+        request = requests.add_parser(name, help=text)
+        request.add_argument("--subject", required=True, help="the data subject's pseudonym")
+        on_store(request)
+        request.set_defaults(func=_subject)
