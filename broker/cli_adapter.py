@@ -27,6 +27,7 @@ EXIT_CONFIG = 2
 def _run(args: argparse.Namespace) -> int:
     from adapters import registry
     from adapters.sdk.config import for_adapter, load_config
+    from adapters.sdk.counters import Counters
     from adapters.sdk.errors import AdapterError, ConfigError
     from adapters.sdk.run import options_from, run, run_simulated
 
@@ -40,7 +41,15 @@ def _run(args: argparse.Namespace) -> int:
                                progress=not args.no_progress,
                                write_back=False if args.no_write_back else None)
         go = run_simulated if args.simulate else run
-        counters = asyncio.run(go(adapter, config, options))
+
+        async def main() -> Counters:
+            # SIGTERM/SIGINT: the batch being made is published and checkpointed, then exit 0
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, options.stop.set)
+            return await go(adapter, config, options)
+
+        counters = asyncio.run(main())
     except ConfigError as exc:
         print(f"cetate adapter run: {exc}", file=sys.stderr)
         return EXIT_CONFIG

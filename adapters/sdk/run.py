@@ -59,6 +59,7 @@ class Options:
     write_back: bool = True
     log_every: float = LOG_EVERY
     counters: Counters = field(default_factory=Counters)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: finish the batch, end
 
 
 def options_from(config: Config, **given: Any) -> Options:
@@ -112,9 +113,17 @@ class Pipeline:
     def entities(self, raw: Raw) -> list[Entity]:
         """The record's entities, each with its @context; BadRecord if any cannot be made or
         would be refused."""
-        entities = [with_context(e, self.adapter.context)
-                    for record in self.adapter.parse(raw)
-                    for e in self.adapter.map(record, self.pseudonymise)]
+        try:
+            entities = [with_context(e, self.adapter.context)
+                        for record in self.adapter.parse(raw)
+                        for e in self.adapter.map(record, self.pseudonymise)]
+        except BadRecord:
+            raise
+        except Exception as exc:  # a mapping tripping on data it did not expect: the record's
+            # fault as far as the run goes (dead-lettered), the adapter's bug in the log
+            log.exception("%s failed on %s position %s", self.adapter.name, raw.stream,
+                          raw.position)
+            raise BadRecord(f"the adapter failed on this record: {exc!r}") from exc
         reasons = [f"{e.get('id', '?')}: {p}" for e in entities for p in validate.problems(e)]
         if reasons:
             raise BadRecord("; ".join(reasons))
@@ -176,7 +185,8 @@ class Pipeline:
         last_log = time.monotonic()
         state, ended = "failed", False
         try:
-            while self.options.limit is None or self.handled < self.options.limit:
+            while (self.options.limit is None or self.handled < self.options.limit) \
+                    and not self.options.stop.is_set():
                 try:
                     raw = await asyncio.wait_for(queue.get(), self.options.linger)
                 except TimeoutError:

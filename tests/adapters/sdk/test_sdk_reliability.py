@@ -73,3 +73,26 @@ async def test_broker_down_then_up_is_retried(stopped_broker: BrokerProcess, tmp
     assert counters.published == 30 and counters.retried >= 2
     held = {e["id"] for e in entities(stopped_broker.url, "Vehicle", SDM_TRANSPORTATION)}
     assert held == {entity_id(n) for n in range(1, 31)}
+
+
+def test_sigterm_publishes_what_it_holds_checkpoints_and_exits_zero(
+        broker: BrokerProcess, tmp_path: Path, adapter_state: Path) -> None:
+    path = tmp_path / "readings.jsonl"
+    write_readings(path, RECORDS)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"path": str(path)}))
+    running = spawn_cli("run", "tests.adapters.sdk.readings:ADAPTER", "--config", str(config),
+                        "--broker", broker.url, "--state", str(adapter_state),
+                        "--batch-size", "25", "--no-progress")
+    try:
+        wait_for_checkpoint(adapter_state, "readings.jsonl", 100)
+        running.terminate()
+        out, err = running.communicate(timeout=30)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert running.returncode == 0, err.decode()
+    summary = json.loads(out.decode().splitlines()[-1])
+    reached = int(checkpoint(adapter_state)["readings.jsonl"])
+    assert summary["read"] == summary["published"] == reached < RECORDS
+    assert len(entities(broker.url, "Vehicle", SDM_TRANSPORTATION)) == reached

@@ -91,3 +91,19 @@ async def test_the_broker_refusal_of_one_entity_is_a_dead_letter(
     assert "no contract" in letter["reason"] and letter["entity"]["type"] == "MeterReading"
     held = {e["id"] for e in broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION)}
     assert held == {entity_id(n) for n in (1, 2, 4, 5)}
+
+
+async def test_an_adapter_tripping_on_a_record_dead_letters_it(
+        broker: BrokerProcess, tmp_path: Path, adapter_state: Path, adapter_secret: str) -> None:
+    class Tripping(Readings):
+        def map(self, record: dict[str, Any], pseudonymise: Pseudonymise) -> Iterable[Entity]:
+            if record["seq"] == 2:
+                raise KeyError("vendor_field")  # a bug on unexpected data, not a BadRecord
+            return super().map(record, pseudonymise)
+
+    path = tmp_path / "readings.jsonl"
+    write_readings(path, 3)
+    counters = await run(Tripping(), {"path": str(path)}, options(broker, adapter_state))
+    [letter] = dead_letters(adapter_state)
+    assert (counters.published, letter["position"]) == (2, 2)
+    assert letter["reason"] == "the adapter failed on this record: KeyError('vendor_field')"
