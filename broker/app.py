@@ -9,6 +9,7 @@ from aiohttp import web
 
 from broker import validation
 from broker.http import (
+    access,
     apidocs,
     audit,
     batch,
@@ -16,6 +17,7 @@ from broker.http import (
     discovery,
     entities,
     health,
+    identity,
     privacy,
     query,
     subscriptions,
@@ -26,8 +28,8 @@ from broker.ld.netpolicy import AddressPolicy
 from broker.ld.resolver import ContextResolver
 from broker.settings import Settings
 from broker.store.open import open_store
-from broker.store.protocol import Store
-from broker.subscriptions.outbox import PendingNotification
+from broker.store.protocol import Store, SubscriptionRow
+from broker.subscriptions.outbox import Draft, PendingNotification
 from broker.subscriptions.sender import Outcome, Result
 from broker.subscriptions.service import Notifications
 from security.audit.entry import AuditRecord
@@ -78,13 +80,21 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
         max_bytes=settings.context_max_bytes,
         self_base_url=settings.base_url,
     )
+
+    def screen(stored: SubscriptionRow, draft: Draft) -> Draft | None:
+        # Notifications are filtered with their owner's principal at delivery (issue 8).
+        return access.screen_notifications(app[access.ACCESS])(stored, draft)
+
     notifications = Notifications(store, resolver, policy, base_url=settings.base_url,
-                                  on_result=_audit_notification(app))
+                                  on_result=_audit_notification(app), screen=screen)
     app[BROKER] = Broker(settings=settings, store=store, contexts=resolver,
                          notifications=notifications)
     for module in ROUTE_MODULES:
         module.add_routes(app)
     audit.setup(app, settings)  # middleware after the edge's, /cetate/v1/audit routes
+    # Identity inside the audit middleware, so refused credentials are audited too; then the
+    # policy layer, enforced once identity is configured (CETATE_ACCESS_CONTROL).
+    access.setup(app, identity.setup(app, settings))
 
     async def open_store_on_startup(_: web.Application) -> None:
         await store.open()

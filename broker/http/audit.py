@@ -318,14 +318,31 @@ async def export(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
+def auditors_only(handler: Handler) -> Handler:
+    """`handler`, once access control is on, only for principals granted `administer` (or
+    `read`, as the DPO is) on the API resource `audit` (contracts/policies/60-oversight.yaml);
+    others get 403, itself audited as a denied access."""
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        from broker.http import access  # access imports this module
+
+        guard = access.guard_of(request, "")
+        if guard.enforcing:
+            for action in ("administer", "read"):
+                decision = guard.decide_api(action, access.AUDIT_RESOURCE)
+                if decision.allowed:
+                    break
+            else:
+                raise access.Forbidden("The audit API is for auditors")
+        return await handler(request)
+    return guarded
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get(f"{API}/checkpoint", checkpoint, allow_head=False)
-    app.router.add_get(f"{API}/public-key", public_key, allow_head=False)
-    app.router.add_get(f"{API}/entries", entries, allow_head=False)
-    app.router.add_get(f"{API}/proof/inclusion", inclusion, allow_head=False)
-    app.router.add_get(f"{API}/proof/consistency", consistency, allow_head=False)
-    app.router.add_get(f"{API}/query", query, allow_head=False)
-    app.router.add_get(f"{API}/export", export, allow_head=False)
+    for path, handler in (("checkpoint", checkpoint), ("public-key", public_key),
+                          ("entries", entries), ("proof/inclusion", inclusion),
+                          ("proof/consistency", consistency), ("query", query),
+                          ("export", export)):
+        app.router.add_get(f"{API}/{path}", auditors_only(handler), allow_head=False)
 
 
 def setup(app: web.Application, settings: Settings) -> None:

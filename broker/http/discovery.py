@@ -7,12 +7,13 @@ derived rows, and names are compacted with the requester's @context on the way o
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from broker.errors import ResourceNotFound
-from broker.http import params
+from broker.http import access, params
 from broker.http.edge import json_response, link_context
 from broker.http.media import JSON, JSON_LD, link_header, negotiate
 from broker.http.state import broker, existing_tenant, response_context, terms_for
@@ -52,6 +53,36 @@ def attribute(summary: AttributeSummary, terms: TermMap) -> dict[str, Any]:
             "typeNames": [terms.compact(t) for t in summary.types]}
 
 
+def _types_seen(guard: access.Guard, summaries: list[TypeSummary]) -> list[TypeSummary]:
+    """The types the principal may read, each with only the attributes it may learn of (no
+    names of hidden types or masked attributes)."""
+    if not guard.enforcing:
+        return summaries
+    out = []
+    for summary in summaries:
+        decision = guard.read_decision(summary.type)
+        if decision.allowed:
+            attrs = tuple(a for a in summary.attributes if decision.effect(a.name) != "mask")
+            out.append(replace(summary, attributes=attrs))
+    return out
+
+
+def _attributes_seen(guard: access.Guard, summaries: list[AttributeSummary]
+                     ) -> list[AttributeSummary]:
+    """The attributes the principal may learn of, named only with the readable types that
+    show them; a count that would include hidden entities is left out."""
+    if not guard.enforcing:
+        return summaries
+    out = []
+    for summary in summaries:
+        types = tuple(t for t in summary.types if guard.may_read(t)
+                      and guard.read_decision(t).effect(summary.name) != "mask")
+        if types:
+            out.append(replace(summary, types=types,
+                               count=summary.count if types == summary.types else None))
+    return out
+
+
 async def _prepare(request: web.Request) -> tuple[str, Any, TermMap, str]:
     media = negotiate(request.headers.get("Accept"), (JSON, JSON_LD))
     context = link_context(request)
@@ -75,10 +106,13 @@ def _respond(body: dict[str, Any] | list[dict[str, Any]], context: Any,
 async def list_types(request: web.Request) -> web.Response:
     media, context, terms, tenant = await _prepare(request)
     store = broker(request).store
+    guard = access.guard_of(request, tenant)
     if params.flag(request.query, "details"):
-        items = [entity_type(s, terms) for s in await store.describe_types(tenant)]
+        items = [entity_type(s, terms)
+                 for s in _types_seen(guard, await store.describe_types(tenant))]
         return _respond(items, context, media)
-    names = [terms.compact(t) for t in await store.entity_types(tenant)]
+    names = [terms.compact(t) for t in await store.entity_types(tenant)
+             if not guard.enforcing or guard.may_read(t)]
     body = {"id": _list_id("EntityTypeList"), "type": "EntityTypeList", "typeList": names}
     return _respond(body, context, media)
 
@@ -86,7 +120,8 @@ async def list_types(request: web.Request) -> web.Response:
 async def type_info(request: web.Request) -> web.Response:
     media, context, terms, tenant = await _prepare(request)
     name = request.match_info["type"]
-    found = await broker(request).store.describe_types(tenant, [terms.expand(name)])
+    found = _types_seen(access.guard_of(request, tenant),
+                        await broker(request).store.describe_types(tenant, [terms.expand(name)]))
     if not found:
         raise ResourceNotFound(f"No entity of type {name} exists")
     return _respond(entity_type_info(found[0], terms), context, media)
@@ -95,10 +130,16 @@ async def type_info(request: web.Request) -> web.Response:
 async def list_attributes(request: web.Request) -> web.Response:
     media, context, terms, tenant = await _prepare(request)
     store = broker(request).store
+    guard = access.guard_of(request, tenant)
     if params.flag(request.query, "details"):
-        items = [attribute(s, terms) for s in await store.describe_attributes(tenant)]
+        items = [attribute(s, terms)
+                 for s in _attributes_seen(guard, await store.describe_attributes(tenant))]
         return _respond(items, context, media)
-    names = [terms.compact(a) for a in await store.attribute_names(tenant)]
+    if guard.enforcing:  # which types hold each name decides whether it may be named
+        names = [terms.compact(s.name) for s in
+                 _attributes_seen(guard, await store.describe_attributes(tenant))]
+    else:
+        names = [terms.compact(a) for a in await store.attribute_names(tenant)]
     body = {"id": _list_id("AttributeList"), "type": "AttributeList", "attributeList": names}
     return _respond(body, context, media)
 
@@ -106,7 +147,9 @@ async def list_attributes(request: web.Request) -> web.Response:
 async def attribute_info(request: web.Request) -> web.Response:
     media, context, terms, tenant = await _prepare(request)
     name = request.match_info["attrId"]
-    found = await broker(request).store.describe_attributes(tenant, [terms.expand(name)])
+    found = _attributes_seen(
+        access.guard_of(request, tenant),
+        await broker(request).store.describe_attributes(tenant, [terms.expand(name)]))
     if not found:
         raise ResourceNotFound(f"No entity has an attribute {name}")
     return _respond(attribute(found[0], terms), context, media)

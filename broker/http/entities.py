@@ -17,7 +17,7 @@ from broker.entities.parse import parse_attribute, parse_entity, parse_fragment,
 from broker.entities.rdf import entities_graph, serialize
 from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from broker.http import audit, params
+from broker.http import access, audit, params
 from broker.http.edge import json_response, link_context, read_payload
 from broker.http.media import GEO_JSON, JSON, JSON_LD, RDF_TYPES, link_header, negotiate
 from broker.http.state import (
@@ -97,7 +97,8 @@ def validated(request: web.Request, tenant: str, mutation: Mutation[T]) -> Mutat
         if entity is not None:
             check(entity)
         return entity, result
-    return run
+    # The policy decides on the change the mutation makes, inside the same transaction.
+    return access.guard_of(request, tenant).guard(run)
 
 
 # -- create, read, delete ----------------------------------------------------------------------
@@ -132,6 +133,7 @@ async def retrieve_entity(request: web.Request) -> web.Response:
         raise _not_found(entity_id)
     _check_type(entity, request, terms)
     audit.note(request, types=entity["type"])
+    entity = access.guard_of(request, tenant).read(entity)  # masks applied before rendering
     if media in RDF_TYPES:  # linked data: the RDF of the expanded normalized form
         body = serialize(entities_graph([entity], terms, opts), media)
         return web.Response(body=body, content_type=media, charset="utf-8")
@@ -153,7 +155,8 @@ async def delete_entity(request: web.Request) -> web.Response:
         _check_type(current, request, terms)
         return None, None
 
-    await broker(request).store.apply(tenant, entity_id, delete)
+    await broker(request).store.apply(tenant, entity_id,
+                                      access.guard_of(request, tenant).guard(delete))
     return web.Response(status=204)
 
 

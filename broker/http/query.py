@@ -17,7 +17,7 @@ from broker.entities.parse import require_uri
 from broker.entities.rdf import entities_graph, serialize
 from broker.entities.render import RenderOptions, render_entity, render_geojson
 from broker.errors import BadRequestData, TooManyResults
-from broker.http import audit, params
+from broker.http import access, audit, params
 from broker.http.edge import dumps, link_context, read_payload
 from broker.http.entities import ENTITIES, render_options
 from broker.http.media import GEO_JSON, JSON, JSON_LD, RDF_TYPES, link_header, negotiate
@@ -28,7 +28,7 @@ from broker.query.geo import geo_query_from_json, parse_geo_query
 from broker.query.qlang import expand_names, parse_q
 from broker.query.scopeq import parse_scopeq
 from broker.query.typeexpr import expand_types, parse_types
-from broker.store.protocol import EntityQuery, EntitySelector, QueryResult
+from broker.store.protocol import EntityQuery, EntitySelector, QueryResult, Store
 
 DEFAULT_LIMIT = 20
 # Clause 5.7.2 lets the broker cap a page; a larger limit is a TooManyResults error (6.3.10).
@@ -161,6 +161,20 @@ def _respond(request: web.Request, query: EntityQuery, result: QueryResult, term
     return web.Response(body=dumps(body), status=200, content_type=media, headers=headers)
 
 
+async def _run(request: web.Request, store: Store, tenant: str,
+               query: EntityQuery) -> QueryResult:
+    """The query as the principal may run it (readable types only, no matching on what it does
+    not see), each entity filtered by its decision; the count is of those it may see."""
+    guard = access.guard_of(request, tenant)
+    restricted = await guard.restrict(store, query)
+    if restricted is None:
+        return QueryResult([], 0 if query.count else None)
+    result = await store.query_entities(tenant, restricted)
+    if not guard.enforcing:
+        return result
+    return QueryResult(guard.visible(result.entities), result.total)
+
+
 def _pages(query: EntityQuery, result: QueryResult) -> list[tuple[str, int]]:
     pages = []
     if query.offset > 0 and query.limit > 0:
@@ -179,7 +193,7 @@ async def query_entities(request: web.Request) -> web.Response:
     query = build_query(request.query, terms, _geo(request.query, terms))
     opts = _options(request, terms)
     tenant = await existing_tenant(request)
-    result = await broker(request).store.query_entities(tenant, query)
+    result = await _run(request, broker(request).store, tenant, query)
     page = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
     return _respond(request, query, result, terms, context, media, page, opts)
 
@@ -239,7 +253,7 @@ async def post_query(request: web.Request) -> web.Response:
     geo = _expand_geo(geo_query_from_json(body.get("geoQ")), terms)
     query = build_query(flat, terms, geo, selectors)
     tenant = await existing_tenant(request)
-    result = await broker(request).store.query_entities(tenant, query)
+    result = await _run(request, broker(request).store, tenant, query)
     page = {k: v for k, v in request.query.items() if k not in ("offset", "limit")}
     return _respond(request, query, result, terms, context, media, page, opts, QUERY_PATH)
 

@@ -18,8 +18,9 @@ from multidict import CIMultiDict
 from broker.entities.clock import now_iso
 from broker.entities.parse import require_uri
 from broker.errors import AlreadyExists, BadRequestData, ResourceNotFound, TooManyResults
-from broker.http import params
+from broker.http import access, params
 from broker.http.edge import dumps, link_context, read_payload
+from broker.http.identity import PurposeNotGranted, principal_of
 from broker.http.media import JSON, JSON_LD, link_header, negotiate
 from broker.http.state import (
     broker,
@@ -31,6 +32,7 @@ from broker.http.state import (
 from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.netpolicy import AddressPolicy
 from broker.ld.termmap import TermMap
+from broker.query.typeexpr import TypeExpr, TypeName
 from broker.store.protocol import SubscriptionRow
 from broker.subscriptions.endpoint import check_endpoint_address
 from broker.subscriptions.notification import context_url
@@ -48,6 +50,7 @@ SUBSCRIPTIONS = "/ngsi-ld/v1/subscriptions"
 RESULTS_COUNT = "NGSILD-Results-Count"
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000  # as for entity queries (broker/http/query.py)
+MAX_OWNED = 100_000  # subscriptions of a tenant looked through for a principal's own
 
 
 def _policy(request: web.Request) -> AddressPolicy:
@@ -70,8 +73,12 @@ async def _check_endpoint(request: web.Request, sub: Subscription) -> None:
 
 async def _record(request: web.Request, sub: Subscription, previous: dict[str, Any] | None
                   ) -> dict[str, Any]:
-    """What the store keeps: to_record, and the id of the hosted copy of an inline @context."""
+    """What the store keeps: to_record, the id of the hosted copy of an inline @context, and
+    the owner's principal (its creator's, kept on updates): notifications are filtered with
+    it at delivery time."""
     record = to_record(sub)
+    record[access.OWNER] = (previous[access.OWNER] if previous and access.OWNER in previous
+                            else access.principal_record(principal_of(request)))
     if context_url(sub) is None:
         prev = previous or {}
         if "hostedContext" in prev and \
@@ -112,6 +119,37 @@ def _int(request: web.Request, name: str, default: int) -> int:
     return int(raw)
 
 
+def _type_names(expr: TypeExpr) -> list[str]:
+    if isinstance(expr, TypeName):
+        return [expr.name]
+    return [n for item in expr.items for n in _type_names(item)]
+
+
+def _check_subscribe(request: web.Request, sub: Subscription, tenant: str) -> None:
+    """Creating a subscription is `subscribe` on its entity types, for its declared purpose,
+    which the principal must be allowed to claim; refused → 403."""
+    guard = access.guard_of(request, tenant)
+    if not guard.enforcing:
+        return
+    if not guard.principal.may_claim(sub.purpose):
+        raise PurposeNotGranted(f"Purpose {sub.purpose!r} is not granted to this principal")
+    guard.purpose = sub.purpose
+    types = [t for s in sub.entities for t in _type_names(s.types)]
+    for type_iri in dict.fromkeys(types):
+        decision = guard.decide("subscribe", [type_iri])
+        if not decision.allowed:
+            raise access.Forbidden(f"subscribe is not granted on this type ({decision.reason})")
+
+
+def _owned(request: web.Request, row: SubscriptionRow | None) -> SubscriptionRow | None:
+    """The row if the principal may see it (its owner, or admin) once access control is on:
+    others' subscriptions are answered as missing."""
+    if row is None or not access.access_of(request.app).enforcing:
+        return row
+    return row if access.may_manage(principal_of(request), row.record.get(access.OWNER)) \
+        else None
+
+
 # -- handlers ----------------------------------------------------------------------------------
 
 async def create_subscription(request: web.Request) -> web.Response:
@@ -119,6 +157,7 @@ async def create_subscription(request: web.Request) -> web.Response:
     terms = await terms_for(request, context)
     tenant = tenant_of(request)
     sub = parse_subscription(body, terms, now_iso(), context=context, tenant=tenant)
+    _check_subscribe(request, sub, tenant)
     await _check_endpoint(request, sub)
     record = await _record(request, sub, None)
     if not await broker(request).store.create_subscription(tenant, sub.id, record):
@@ -140,7 +179,15 @@ async def list_subscriptions(request: web.Request) -> web.Response:
         raise BadRequestData("limit=0 is only allowed with count=true")
     sys_attrs = "sysAttrs" in params.options(request.query)
     tenant = await existing_tenant(request)
-    rows, total = await broker(request).store.list_subscriptions(tenant, limit, offset)
+    store = broker(request).store
+    principal = principal_of(request)
+    if access.access_of(request.app).enforcing and "admin" not in principal.roles:
+        # Only the principal's own: filtered before paging, so pages and count are its own.
+        every, _ = await store.list_subscriptions(tenant, MAX_OWNED, 0)
+        own = [r for r in every if _owned(request, r) is not None]
+        rows, total = own[offset:offset + limit], len(own)
+    else:
+        rows, total = await store.list_subscriptions(tenant, limit, offset)
     headers: CIMultiDict[str] = CIMultiDict()
     if count:
         headers[RESULTS_COUNT] = str(total)
@@ -164,7 +211,7 @@ async def retrieve_subscription(request: web.Request) -> web.Response:
     terms = await terms_for(request, context)
     sys_attrs = "sysAttrs" in params.options(request.query)
     tenant = await existing_tenant(request)
-    row = await broker(request).store.get_subscription(tenant, sub_id)
+    row = _owned(request, await broker(request).store.get_subscription(tenant, sub_id))
     if row is None:
         raise _not_found(sub_id)
     return _respond(request, _render(row, terms, sys_attrs), context, media)
@@ -176,7 +223,7 @@ async def update_subscription(request: web.Request) -> web.Response:
     terms = await terms_for(request, context)
     tenant = await existing_tenant(request)
     store = broker(request).store
-    row = await store.get_subscription(tenant, sub_id)
+    row = _owned(request, await store.get_subscription(tenant, sub_id))
     if row is None:
         raise _not_found(sub_id)
     # Checked (and an inline @context hosted) before the transaction, which re-applies the
@@ -194,6 +241,8 @@ async def update_subscription(request: web.Request) -> web.Response:
         if again.notification.endpoint != patched.notification.endpoint:
             raise BadRequestData("The subscription changed meanwhile; send the update again")
         record = to_record(again)
+        if access.OWNER in current:
+            record[access.OWNER] = current[access.OWNER]
         if "hostedContext" in checked:
             record["hostedContext"] = checked["hostedContext"]
         return record
@@ -206,7 +255,11 @@ async def update_subscription(request: web.Request) -> web.Response:
 async def delete_subscription(request: web.Request) -> web.Response:
     sub_id = _path_id(request)
     tenant = await existing_tenant(request)
-    if not await broker(request).store.delete_subscription(tenant, sub_id):
+    store = broker(request).store
+    if access.access_of(request.app).enforcing and \
+            _owned(request, await store.get_subscription(tenant, sub_id)) is None:
+        raise _not_found(sub_id)
+    if not await store.delete_subscription(tenant, sub_id):
         raise _not_found(sub_id)
     return web.Response(status=204)
 

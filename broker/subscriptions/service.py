@@ -27,7 +27,7 @@ from broker.subscriptions.dispatcher import Dispatcher, Limits, OutcomeHook
 from broker.subscriptions.http_sender import HttpSender
 from broker.subscriptions.mqtt_sender import MqttSender
 from broker.subscriptions.notification import Outgoing
-from broker.subscriptions.outbox import PendingNotification
+from broker.subscriptions.outbox import Draft, PendingNotification
 from broker.subscriptions.plan import Planner, plan_periodic, render_draft
 from broker.subscriptions.schedule import expired, next_periodic
 from broker.subscriptions.sender import Sender
@@ -51,8 +51,13 @@ class Notifications:
     def __init__(self, store: Store, resolver: ContextResolver, policy: AddressPolicy, *,
                  base_url: str, senders: dict[str, Sender] | None = None,
                  limits: Limits | None = None, on_result: OutcomeHook | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 screen: Callable[[SubscriptionRow, Draft], Draft | None] | None = None,
+                 ) -> None:
         self.store = store
+        # The access-control filter applied at delivery (broker/http/access.py): the
+        # subscription's owner and purpose, the policy in force now.
+        self.screen = screen
         self.resolver = resolver
         self.base_url = base_url.rstrip("/")
         self.clock = clock
@@ -117,6 +122,11 @@ class Notifications:
         now = self.clock()
         if not sub.is_active or expired(sub, now):
             return None
+        if self.screen is not None:
+            screened = self.screen(stored, draft)
+            if screened is None:  # nothing the owner may see: nothing is owed
+                return None
+            draft = screened
         terms = await self.resolver.term_map(sub.notification_context)
         return render_draft(sub, draft, terms, now=now,
                             link=link_of(stored.record, self.base_url))

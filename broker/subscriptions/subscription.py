@@ -103,6 +103,9 @@ class Subscription:
     tenant: str = ""
     created_at: str | None = None
     modified_at: str | None = None
+    # Cetate's `purpose` member (issue 8): the purpose of processing its notifications are
+    # decided with, fixed at creation (PATCH may not change it).
+    purpose: str | None = None
 
     @property
     def periodic(self) -> bool:
@@ -300,6 +303,7 @@ _MEMBERS: dict[str, tuple[str, _Reader]] = {
     "subscriptionName": ("name", lambda v, t: _text(v, "subscriptionName")),
     "description": ("description", lambda v, t: _text(v, "description")),
     "jsonldContext": ("jsonld_context", lambda v, t: require_uri(v, "jsonldContext")),
+    "purpose": ("purpose", lambda v, t: _text(v, "purpose")),
 }
 
 
@@ -460,6 +464,8 @@ def render_subscription(sub: Subscription, terms: TermMap, *, now: str,
         out["throttling"] = _number(sub.throttling)
     if sub.jsonld_context is not None:
         out["jsonldContext"] = sub.jsonld_context
+    if sub.purpose is not None:
+        out["purpose"] = sub.purpose
     out["status"] = status_of(sub, now)
     out["notification"] = _render_notification(sub.notification, terms, state)
     if sys_attrs:
@@ -512,6 +518,8 @@ def patch_subscription(current: Subscription, fragment: Any, terms: TermMap, now
         raise BadRequestData("The id of a subscription cannot be changed")
     if "type" in members and members["type"] != SUBSCRIPTION:
         raise BadRequestData('A subscription has "type": "Subscription"')
+    if "purpose" in members and members["purpose"] != current.purpose:
+        raise BadRequestData("The purpose of a subscription is fixed at its creation")
     base = render_subscription(current, terms, now=now)
     del base["status"]
     for member, value in members.items():
