@@ -50,21 +50,25 @@ class CmsFeed(HttpPolling):
 
 
 class LightingSimulator:
-    """The Luminis CMS on 127.0.0.1 (config: seed, port, cabinets, lamps_per_group, page), the
-    city moving on one minute every `tick` seconds."""
+    """The Luminis CMS (config: seed, host, port, cabinets, lamps_per_group, page), the city
+    moving on one minute every `tick` seconds, and with `fast_forward` (the default here) as
+    fast as the adapter reads its feed, so that `run --simulate --limit N` and bench/adapters.py
+    measure the adapter, not the simulator's clock."""
 
     def __init__(self, config: Config) -> None:
         self.cms = Lighting(seed=int(config.get("seed", 7)),
                             cabinets_count=int(config.get("cabinets", 8)),
                             lamps_per_group=int(config.get("lamps_per_group", 10)),
-                            page=int(config.get("page", 500)))
+                            page=int(config.get("page", 500)),
+                            fast_forward=bool(config.get("fast_forward", True)))
+        self.host = str(config.get("host", "127.0.0.1"))
         self.port = int(config.get("port", 0))
         self.tick = float(config.get("tick", 0.5))
         self.runner: Any = None
         self.clock: asyncio.Task[None] | None = None
 
     async def start(self) -> Config:
-        self.runner, url = await start(self.cms, port=self.port)
+        self.runner, url = await start(self.cms, host=self.host, port=self.port)
         if self.tick > 0:
             self.clock = asyncio.create_task(self._advance())
         return {"cms": url, "interval": 0.2}

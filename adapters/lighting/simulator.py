@@ -36,6 +36,7 @@ from aiohttp import web
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 17:00 in Craiova: the lamps are on
 DEFAULT_LIMIT = 500  # changes per page unless the caller asks (the CMS caps it at MAX_LIMIT)
 MAX_LIMIT = 1000
+FAST_FORWARD_TICKS = 60  # simulated minutes one change-feed request may fast-forward
 
 # (street, (lat, lon) at one end, (lat, lon) at the other): the lamps are spread along it.
 STREETS: tuple[tuple[str, tuple[float, float], tuple[float, float]], ...] = (
@@ -69,6 +70,7 @@ class Lighting:
     groups_per_cabinet: int = 3
     lamps_per_group: int = 10
     page: int = DEFAULT_LIMIT  # changes per answer when the caller gives no limit
+    fast_forward: bool = False  # the clock runs as fast as the feed is read (demos, benchmarks)
     rng: random.Random = field(init=False)
     clock: datetime = START
     seq: int = 0
@@ -275,7 +277,18 @@ class Lighting:
             self.seq += 1
             self.log[("controller", bad["controllerId"])] = (self.seq, bad)
 
+    def catch_up(self, after: int, limit: int) -> None:
+        """In fast_forward, advance the city until a page after `after` is full, or holds half
+        the city (the feed is compacted: it never holds more than one change per object), at
+        most FAST_FORWARD_TICKS minutes per request."""
+        target = min(limit, len(self.log) // 2)
+        for _ in range(FAST_FORWARD_TICKS if self.fast_forward else 0):
+            if sum(1 for seq, _ in self.log.values() if seq > after) >= target:
+                return
+            self.tick()
+
     def page_bytes(self, after: int, limit: int) -> bytes:
+        self.catch_up(after, limit)
         body = json.dumps(self.changes(after, limit), ensure_ascii=False).encode("utf-8")
         if not self.spoiled_pages:
             return body

@@ -149,13 +149,21 @@ class ParkingAdapter(Adapter):
         return [{**session, "@context": SESSION_CONTEXT}]
 
     def simulator(self, config: Config) -> ParkingSimulator:
-        return ParkingSimulator(seed=int(config.get("seed", 7)), port=int(config.get("port", 0)),
+        """The three systems (config: seed, host, port, mqtt_host, mqtt_port, prefix, exports,
+        ticks: minutes of backlog at start, tick: seconds per minute after, sessions: SMS
+        sessions per minute), busier than Craiova by default so that `run --simulate --limit
+        N` and bench/adapters.py measure the adapter rather than the simulator's pace."""
+        exports = config.get("exports")
+        return ParkingSimulator(seed=int(config.get("seed", 7)),
+                                host=str(config.get("host", "127.0.0.1")),
+                                port=int(config.get("port", 0)),
                                 mqtt_host=str(config.get("mqtt_host", "127.0.0.1")),
                                 mqtt_port=int(config.get("mqtt_port", 1883)),
                                 prefix=config.get("prefix"),
-                                exports=Path(config["exports"]) if config.get("exports")
-                                else None, ticks=int(config.get("ticks", 2)),
-                                tick=float(config.get("tick", 0.5)))
+                                exports=Path(str(exports)) if exports else None,
+                                ticks=int(config.get("ticks", 20)),
+                                tick=float(config.get("tick", 0.25)),
+                                sessions_per_tick=int(config.get("sessions", 50)))
 
 
 ADAPTER = ParkingAdapter

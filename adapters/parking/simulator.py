@@ -213,10 +213,10 @@ class ParkingSimulator:
     def __init__(self, *, seed: int = 7, host: str = "127.0.0.1", port: int = 0,
                  mqtt_host: str = "127.0.0.1", mqtt_port: int = 1883,
                  prefix: str | None = None, exports: Path | None = None,
-                 ticks: int = 0, tick: float = 0.0) -> None:
+                 ticks: int = 0, tick: float = 0.0, sessions_per_tick: int = 6) -> None:
         # a prefix per run, so two simulators on one Mosquitto never mix their spaces
         self.state = Parking(seed=seed, prefix=prefix or f"craiova/parking/sim{os.getpid()}"
-                             f"-{random.randrange(1 << 30)}")
+                             f"-{random.randrange(1 << 30)}", sessions_per_tick=sessions_per_tick)
         self.host, self.port = host, port
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.exports = exports or Path(tempfile.mkdtemp(prefix="cetate-sms-"))

@@ -22,7 +22,7 @@ from adapters.lighting.adapter import STREETLIGHTING, LightingAdapter
 from adapters.lighting.simulator import Lighting, start
 from adapters.sdk.run import Options, run, run_simulated
 from adapters.sdk.validate import problems
-from tests.adapters.support import BrokerProcess, checkpoint, dead_letters, spawn_cli
+from tests.adapters.support import BrokerProcess, checkpoint, dead_letters, run_cli, spawn_cli
 from tests.adapters.support import entities as held
 
 DEVICE = "https://smart-data-models.github.io/dataModel.Device/context.jsonld"
@@ -83,7 +83,7 @@ def assert_mirrors(broker: dict[str, list[dict[str, Any]]], cms: Lighting) -> No
 async def test_simulated_run_publishes_every_type_valid(broker: BrokerProcess,
                                                         adapter_state: Path,
                                                         adapter_secret: str) -> None:
-    simulator = {"cabinets": 2, "lamps_per_group": 5, "tick": 0}
+    simulator = {"cabinets": 2, "lamps_per_group": 5, "tick": 0, "fast_forward": False}
     counters = await run_simulated(LightingAdapter(), {"simulator": simulator},
                                    Options(broker=broker.url, state_dir=adapter_state, limit=38,
                                            write_back=False))
@@ -101,6 +101,15 @@ async def test_simulated_run_publishes_every_type_valid(broker: BrokerProcess,
         assert light["refStreetlightGroup"]["object"] in groups
         assert light["refStreetlightControlCabinet"]["object"] in cabinets
     assert checkpoint(adapter_state) == {"cms": small(7).seq}  # the feed's end
+
+
+def test_the_command_line_form_outside_checks_use(broker: BrokerProcess) -> None:
+    done = run_cli("run", "lighting", "--simulate", "--broker", broker.url, "--limit", "400",
+                   "--no-progress")
+    assert done.returncode == 0, done.stderr
+    counters = json.loads(done.stdout.splitlines()[-1])
+    assert (counters["read"], counters["rejected"]) == (400, 0)
+    assert len(held(broker.url, "Streetlight", STREETLIGHTING)) == 240
 
 
 async def test_bad_vendor_data_is_dead_lettered_and_nothing_of_it_published(

@@ -156,3 +156,11 @@ def test_lamp_id_round_trip() -> None:
     assert mapping.lamp_of(mapping.streetlight_id("L-000123")) == "L-000123"
     with pytest.raises(ValueError):
         mapping.lamp_of("urn:ngsi-ld:Streetlight:timisoara-L-1")
+
+
+def test_fast_forward_fills_the_next_page() -> None:
+    cms = Lighting(seed=5, cabinets_count=2, lamps_per_group=5, fast_forward=True)
+    last = cms.seq
+    page = json.loads(cms.page_bytes(last, 500))["items"]
+    assert len(page) >= 19  # half the city's 38 objects changed since
+    assert Lighting(seed=5, cabinets_count=2, lamps_per_group=5).changes(last, 500)["items"] == []

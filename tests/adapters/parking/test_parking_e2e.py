@@ -25,7 +25,14 @@ from adapters.parking.simulator import ParkingSimulator
 from adapters.sdk import Pseudonymiser
 from adapters.sdk.run import Options, run
 from adapters.sdk.validate import problems
-from tests.adapters.support import TEST_SECRET, BrokerProcess, checkpoint, dead_letters, spawn_cli
+from tests.adapters.support import (
+    TEST_SECRET,
+    BrokerProcess,
+    checkpoint,
+    dead_letters,
+    run_cli,
+    spawn_cli,
+)
 from tests.adapters.support import entities as held
 
 WAIT = 20.0
@@ -122,6 +129,19 @@ async def test_every_system_is_published_valid_and_pseudonymised(
     zones = {e["id"]: e for e in found["OnStreetParking"]}
     assert len(zones["urn:ngsi-ld:OnStreetParking:craiova-zona-A1"]["refParkingSpot"]["object"]
                ) == 24
+
+
+async def test_the_command_line_form_outside_checks_use(broker: BrokerProcess) -> None:
+    if not await _mosquitto():
+        pytest.skip("no Mosquitto on 127.0.0.1:1883 (CI starts it)")
+    done = await asyncio.to_thread(run_cli, "run", "parking", "--simulate", "--broker",
+                                   broker.url, "--limit", "400", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    counters = json.loads(done.stdout.splitlines()[-1])
+    assert (counters["read"], counters["rejected"]) == (400, 0)
+    found = parking(broker.url)
+    assert len(found["OnStreetParking"]) == ZONES  # the catalogue comes first
+    assert sum(len(v) for v in found.values()) > ZONES
 
 
 async def test_bad_vendor_data_ends_in_the_dead_letter_file(
