@@ -134,6 +134,28 @@ async def test_rows_of_one_change_delivered_at_once_free_it(replica: Replicas) -
     assert got is not None and got.delivery.times_sent == 5
 
 
+async def test_deleting_a_subscription_while_its_rows_are_delivered(replica: Replicas) -> None:
+    """Both lock outbox rows, then the delivery row, then changes: no deadlock (PostgreSQL
+    would abort one after deadlock_timeout), and nothing is left behind."""
+    a, b = await replica(OnePerWrite()), await replica()
+    for n in range(2):
+        await a.create_subscription("", sub_id(n), record(n, key=f"http://r{n}.example.org:80"))
+    await a.apply_many("", [(lamp_id(n), put(lamp(n))) for n in range(30)])
+    rows = await a.outbox.claim(time.time() + 1, 100, 60.0)
+    assert len(rows) == 60
+    mine = [r for r in rows if r.subscription_id == sub_id(0)]
+    # A deadlock would abort one of them (a delivered() raises; a delete is retried, after
+    # deadlock_timeout, 1 s).
+    await asyncio.gather(b.delete_subscription("", sub_id(0)),
+                         *(a.outbox.delivered(r, time.time(), OK) for r in mine))
+    assert await a.read_sql("SELECT DISTINCT subscription_id FROM notification_outbox") == [
+        (sub_id(1),)]
+    # One change for the batch, its rows of the deleted subscription released.
+    assert await a.read_sql("SELECT count(*), sum(refs) FROM notification_changes") == [(1, 30)]
+    assert await a.read_sql("SELECT subscription_id FROM subscription_delivery") == [
+        (sub_id(1),)]
+
+
 async def test_a_batch_whose_plan_fails_writes_nothing(replica: Replicas) -> None:
     observer = OnePerWrite()
     store = await replica(observer)
