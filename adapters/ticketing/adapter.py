@@ -7,6 +7,7 @@ Config (the `ticketing` section of --config FILE; `run --simulate` fills `url` i
     agency = "RATC"            # the GTFS agency_id the stops and products belong to
     streams = ["gtfs", "taps", "hours"]   # which to read (hours: the open-data aggregate)
     follow = true              # keep polling for new taps; false: stop once caught up
+    feed_refresh = 86400       # seconds between two fetches of the feed (when following)
     page = 1000                # taps per request
     secret_file = "/etc/cetate/ticketing.key"   # the pseudonymisation key (card UIDs)
 """
@@ -54,8 +55,10 @@ class TicketingAdapter(Adapter):
                                                                        Feed.default_agency)))
         self.network = Network(feed)
         follow = bool(config.get("follow", True))
-        gtfs = GtfsFeed(f"{url}/gtfs/feed.zip", feed, self._set_network)
-        sources: list[Any] = [gtfs] if "gtfs" in streams else [_Silent(gtfs)]
+        refresh = float(config.get("feed_refresh", 86400.0)) if follow else None
+        gtfs = GtfsFeed(f"{url}/gtfs/feed.zip", feed, self._set_network, refresh=refresh,
+                        publish="gtfs" in streams)
+        sources: list[Any] = [gtfs]
         if "taps" in streams:
             sources.append(TapLog(f"{url}/taps", gtfs.loaded, page=int(config.get("page", 1000)),
                                   follow=follow))
@@ -64,7 +67,7 @@ class TicketingAdapter(Adapter):
         return merged(*sources)
 
     def parse(self, raw: Raw) -> Iterable[Any]:
-        if raw.stream == "gtfs":
+        if raw.stream.startswith("gtfs@"):
             return [parse_row(FeedLine.from_json(raw.data))]
         if raw.stream == "taps":
             return [parse_tap(raw.data)]
@@ -89,20 +92,6 @@ class TicketingAdapter(Adapter):
 
     def simulator(self, config: Config) -> TicketingSimulator:
         return _Simulated(simulator_of(config))
-
-
-class _Silent(GtfsFeed):
-    """The feed read for its stops and products only (streams without "gtfs")."""
-
-    def __init__(self, feed: GtfsFeed) -> None:
-        super().__init__(feed.url, feed.feed, feed.on_network)
-        self.loaded = feed.loaded
-
-    async def read(self, checkpoint: Any) -> Any:
-        async for _ in super().read({self.stream: 2**62}):
-            pass
-        return
-        yield
 
 
 class _Simulated(TicketingSimulator):

@@ -1,10 +1,10 @@
 """The back office's three streams, as SDK sources (adapters.sdk.sources has no GTFS zip or
 JSON-lines-over-HTTP reader, hence these small ones).
 
-- "gtfs": the feed's data lines, position = file rank * LINE_STRIDE + line number. The feed is
-  read whole at each start (it is small) and its stops and products handed to the adapter
-  before the first line, so taps are checked against it even when its lines were published by
-  an earlier run.
+- "gtfs@<digest>": the feed's data lines, position = file rank * LINE_STRIDE + line number.
+  The feed is read whole at each start (it is small) and its stops and products handed to the
+  adapter before the first line, so taps are checked against it even when its lines were
+  published by an earlier run; a new version of the feed is a new stream.
 - "taps": the tap log, position = seq. The log has no gaps, so a line's seq is known even when
   its JSON is broken, and a broken line is a dead letter at its own position.
 - "hours": closed hours with all their taps, position = the hour's epoch seconds.
@@ -15,6 +15,7 @@ The tap and hour streams wait for the feed: an unknown stop is only unknown once
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -53,35 +54,42 @@ async def _get(client: httpx.AsyncClient, url: str, params: Mapping[str, Any]) -
 
 
 class GtfsFeed(BaseSource):
-    stream = "gtfs"
+    """The feed's lines, in a stream named after the feed's digest ("gtfs@<sha256 prefix>"):
+    a new version of the feed is a new stream, read from its first line, while a restart on
+    the same version resumes after its checkpoint. With `refresh` (seconds), the feed is
+    fetched again that often and a changed one published; `publish=False` reads it for its
+    stops and products only."""
 
-    def __init__(self, url: str, feed: Feed, on_network: Callable[[Network], None]) -> None:
+    def __init__(self, url: str, feed: Feed, on_network: Callable[[Network], None], *,
+                 refresh: float | None = None, publish: bool = True) -> None:
         self.url, self.feed, self.on_network = url, feed, on_network
+        self.refresh, self.publish = refresh, publish
         self.loaded = asyncio.Event()
+
+    @staticmethod
+    def stream_of(data: bytes) -> str:
+        return f"gtfs@{hashlib.sha256(data).hexdigest()[:16]}"
 
     def lines(self, data: bytes) -> list[Raw]:
         """Every line of the feed as a Raw (bad ones with their error), in position order."""
+        stream = self.stream_of(data)
         try:
             files = feed_files(data)
         except BadRecord as bad:
-            return [Raw(self.stream, 1, {"bytes": len(data)}, bad.reason)]
+            return [Raw(stream, 1, {"bytes": len(data)}, bad.reason)]
         out = []
         for rank, name in enumerate(GTFS_FILES, 1):
             if name not in files:
                 continue
             try:
                 for line, error in feed_lines(name, files[name]):
-                    out.append(Raw(self.stream, rank * LINE_STRIDE + line.line,
-                                   line.as_json(), error))
+                    out.append(Raw(stream, rank * LINE_STRIDE + line.line, line.as_json(),
+                                   error))
             except BadRecord as bad:
-                out.append(Raw(self.stream, rank * LINE_STRIDE + 1, {"file": name}, bad.reason))
+                out.append(Raw(stream, rank * LINE_STRIDE + 1, {"file": name}, bad.reason))
         return out
 
-    async def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
-        after = _after(checkpoint, self.stream)
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            data = (await _get(client, self.url, {})).content
-        raws = self.lines(data)
+    def _load(self, raws: list[Raw]) -> None:
         rows = []
         for raw in raws:
             if not raw.error and "text" in raw.data:
@@ -91,9 +99,24 @@ class GtfsFeed(BaseSource):
                     continue
         self.on_network(network_of(rows, self.feed))
         self.loaded.set()
-        for raw in raws:
-            if int(raw.position) > after:
-                yield raw
+
+    async def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
+        seen = ""
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            while True:
+                data = (await _get(client, self.url, {})).content
+                stream = self.stream_of(data)
+                if stream != seen:
+                    seen = stream
+                    raws = self.lines(data)
+                    self._load(raws)
+                    after = _after(checkpoint, stream)
+                    for raw in raws if self.publish else ():
+                        if int(raw.position) > after:
+                            yield raw
+                if self.refresh is None:
+                    return
+                await asyncio.sleep(self.refresh)
 
 
 class TapLog(BaseSource):

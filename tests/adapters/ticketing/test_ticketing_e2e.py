@@ -21,13 +21,15 @@ import pytest
 from aiohttp import web
 
 from adapters.sdk import Pseudonymiser
+from adapters.sdk.hooks import Raw
 from adapters.sdk.run import Options, run
 from adapters.sdk.validate import problems
 from adapters.ticketing.adapter import TicketingAdapter
 from adapters.ticketing.aggregate import TRANSPORTATION_CONTEXT, hourly_entities
-from adapters.ticketing.mapping import network_of
+from adapters.ticketing.mapping import Feed, network_of
 from adapters.ticketing.parse import GTFS_FILES, feed_files, feed_lines, parse_row, parse_tap
 from adapters.ticketing.simulator import TicketingSimulator, TicketingSystem
+from adapters.ticketing.sources import GtfsFeed
 from tests.adapters.support import (
     TEST_SECRET,
     BrokerProcess,
@@ -148,8 +150,8 @@ async def test_bad_vendor_data_ends_in_the_dead_letter_file(
         [found] = [letter for letter in letters if words in letter["reason"]]
         return found
 
-    assert one("stops.txt line 16: not UTF-8")["stream"] == "gtfs"
-    assert one("stop_lat '144.30000' is not a coordinate")["stream"] == "gtfs"
+    assert one("stops.txt line 16: not UTF-8")["stream"].startswith("gtfs@")
+    assert one("stop_lat '144.30000' is not a coordinate")["stream"].startswith("gtfs@")
     assert one("routes.txt line 6: 4 fields, the header has 8 (truncated line?)")
     broken = [letter for letter in letters if "tap: not JSON" in letter["reason"]]
     unknown = [letter for letter in letters if "unknown stop 'S99'" in letter["reason"]]
@@ -180,6 +182,21 @@ async def test_unknown_stops_are_dead_letters(broker: BrokerProcess, adapter_sta
                for d in letters)
     assert len(held(broker.url, "TicketValidation", CETATE)) == 192
     assert held(broker.url, GTFS_TYPES, URBAN) == []  # streams without "gtfs": feed read only
+
+
+async def test_a_new_feed_version_is_read_again_the_same_one_resumes() -> None:
+    async def lines(system: TicketingSystem, done: dict[str, Any]) -> list[Raw]:
+        async with serving(system) as simulator:
+            feed = GtfsFeed(f"{simulator.url}/gtfs/feed.zip", Feed(), lambda network: None)
+            return [raw async for raw in feed.read(done)]
+
+    first = await lines(TicketingSystem(), {})
+    assert len(first) == 74 and len({raw.stream for raw in first}) == 1
+    done = {first[0].stream: first[-1].position}
+    assert await lines(TicketingSystem(), done) == []
+    assert await lines(TicketingSystem(), {first[0].stream: first[40].position}) == first[41:]
+    changed = await lines(TicketingSystem(bad=frozenset({"bad-coordinates"})), done)
+    assert len(changed) == 75 and changed[0].stream != first[0].stream
 
 
 async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
