@@ -17,13 +17,15 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from broker.errors import BadRequestData, NgsiError
+from broker.errors import BadRequestData, InternalError, NgsiError
 from broker.http.edge import json_response
+from broker.http.state import BROKER
 from broker.logs import request_id
 from broker.settings import Settings
 from security.audit.entry import AuditRecord, seal
@@ -164,8 +166,12 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             try:
                 await audit.append(sealed)
-            except Exception:  # the change is committed; answering 500 would misreport it
+            except Exception as exc:
+                # Not answered 2xx as if all were well: the change may be committed, but its
+                # access is not in the log (docs/auditors.md).
                 log.exception("audit entry of %s %s not recorded", request.method, request.path)
+                raise InternalError("The access could not be recorded in the audit log; the "
+                                    "change may have been applied") from exc
 
 
 def record_event(app: web.Application, record: AuditRecord, *, status: int,
@@ -346,13 +352,22 @@ def add_routes(app: web.Application) -> None:
 
 
 def setup(app: web.Application, settings: Settings) -> None:
-    """Install the audit log on the application unless CETATE_AUDIT=off: its middleware (after
+    """Install the audit log on the application unless CETATE_AUDIT=off (in the store's own
+    database, sharing its commits; apart with CETATE_AUDIT_STORE): its middleware (after
     the edge's, so it sees handler errors before they become ProblemDetails), routes, and
     opening on startup / flushing and closing on cleanup."""
     if not settings.audit:
         return
-    audit = AuditLog(config_for(settings.store, settings.audit_store, settings.audit_key_dir,
-                                settings.audit_origin, settings.pseudonym_key_file))
+    config = config_for(settings.store, settings.audit_store, settings.audit_key_dir,
+                        settings.audit_origin, settings.pseudonym_key_file)
+    # The log's tables are in the store's database and its entries ride in the store's own
+    # transactions, unless CETATE_AUDIT_STORE keeps it apart (or the engine cannot hold it).
+    in_store = None if config.store else getattr(app[BROKER].store, "audit", None)
+    if in_store is not None:
+        audit = AuditLog(config, in_store.storage, committer=in_store)
+    else:
+        audit = AuditLog(replace(config, store=config.store or str(config.key_dir.with_name(
+            "audit.db"))))
     app[AUDIT] = audit
     app.middlewares.append(audit_middleware)
     add_routes(app)
