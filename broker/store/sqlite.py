@@ -52,6 +52,7 @@ from broker.store.protocol import (
 )
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sql_compile import exact_geo_page
+from broker.store.sqlite_audit import SQLiteStoreAudit
 from broker.store.sqlite_outbox import SQLiteOutbox
 from broker.store.sqlite_query import compile_where
 
@@ -146,6 +147,10 @@ class SQLiteStore:
         # The writer thread's: entity writes of the running job, then of the group's successes.
         self._job_writes: list[EntityWrite] = []
         self._outbox = SQLiteOutbox(self._write)
+        # The audit log's entries ride in the writer's group transactions (sqlite_audit.py).
+        self._audit = SQLiteStoreAudit(path, self._write,
+                                       functools.partial(self._submit, wait=False),
+                                       lambda: self._accepting)
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -250,6 +255,7 @@ class SQLiteStore:
                       group: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         """Run the jobs in one transaction, each in a savepoint; (job, ok, result or error)."""
         outcomes: list[tuple[_Job, bool, Any]] = []
+        audited = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             written: list[EntityWrite] = []
@@ -274,6 +280,7 @@ class SQLiteStore:
                 # the group like a failed COMMIT (no write acknowledged without its
                 # notifications).
                 self._plan(conn, self._observer, written)
+            audited = self._audit.before_commit(conn)
             conn.execute("COMMIT")
         except Exception as exc:  # BEGIN, a savepoint, the plan or COMMIT failed: nothing holds
             log.exception("group commit failed")
@@ -283,7 +290,9 @@ class SQLiteStore:
             except sqlite3.Error:
                 log.exception("rollback after a failed commit failed")
             failure = CommitFailed(f"The store could not commit the write: {exc}")
+            self._audit.after_commit(audited, failure)
             return [(job, False, failure) for job in group]
+        self._audit.after_commit(audited, None)
         self.groups_committed += 1
         self.jobs_committed += len(group)
         return outcomes
@@ -460,6 +469,11 @@ class SQLiteStore:
     @property
     def outbox(self) -> SQLiteOutbox:
         return self._outbox
+
+    @property
+    def audit(self) -> SQLiteStoreAudit:
+        """The audit log's committer and storage in this database (security/audit/log.py)."""
+        return self._audit
 
     async def create_subscription(self, tenant: str, sub_id: str,
                                   record: dict[str, Any]) -> bool:
