@@ -4,9 +4,11 @@
     cetate audit verify EXPORT --public-key KEY [--previous CHECKPOINT]
     cetate audit public-key --store URL
     cetate audit rotate-key --store URL
+    cetate audit erase --store URL --subject PSEUDONYM
 
---store is the broker's store URL (its audit log is found beside it, or at CETATE_AUDIT_STORE),
-or the http(s):// base URL of a running broker, whose /cetate/v1/audit/export is fetched.
+--store is the broker's store URL (the audit log is in its database, or at CETATE_AUDIT_STORE
+when kept apart), or for `export` the http(s):// base URL of a running broker, whose
+/cetate/v1/audit/export is fetched.
 `verify` needs nothing but the export and the verifier key(s); it prints what it checked and
 what failed where, and exits 0 only if everything verified.
 """
@@ -16,12 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from broker.settings import from_env
 from security.audit.export import verify_export
-from security.audit.log import AuditConfig, AuditLog, config_for, sqlite_path
+from security.audit.log import AuditConfig, AuditLog, ThreadedCommitter, config_for, sqlite_path
 from security.audit.note import NoteError, VerifierKey, parse_verifier_keys
+from security.audit.sqlite_log import SQLiteAuditStorage
+
+T = TypeVar("T")
 
 EXIT_FAILED = 1  # the export did not verify
 EXIT_USAGE = 2  # unreadable input, missing log (argparse uses 2 as well)
@@ -30,19 +37,35 @@ HTTP_TIMEOUT = 60.0
 
 def _config(store: str) -> AuditConfig:
     settings = from_env().with_overrides(store=store)
-    config = config_for(settings.store, settings.audit_store, settings.audit_key_dir,
-                        settings.audit_origin, settings.pseudonym_key_file)
-    if not sqlite_path(config.store).exists():
-        raise SystemExit(f"no audit log at {config.store} (set CETATE_AUDIT_STORE?)")
-    return config
+    return config_for(settings.store, settings.audit_store, settings.audit_key_dir,
+                      settings.audit_origin, settings.pseudonym_key_file)
 
 
-async def _local_export(config: AuditConfig, start: int, end: int | None,
-                        older: list[int]) -> bytes:
-    log = AuditLog(config)
+def _open_log(store: str) -> AuditLog:
+    """The log of a broker store (in its database, or kept apart at CETATE_AUDIT_STORE), written
+    through transactions of its own: safe beside running brokers."""
+    config = _config(store)
+    if config.store:
+        if not sqlite_path(config.store).exists():
+            raise SystemExit(f"no audit log at {config.store} (CETATE_AUDIT_STORE)")
+        return AuditLog(config)
+    scheme = store.partition("://")[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        from broker.store.postgres_audit import PostgresAuditStorage
+
+        pg = PostgresAuditStorage(store)
+        return AuditLog(config, pg, committer=ThreadedCommitter(pg))
+    path = sqlite_path(store)
+    if not path.exists():
+        raise SystemExit(f"no audit log: no broker store at {path}")
+    return AuditLog(config, SQLiteAuditStorage(path, create=False))
+
+
+async def _with_log(store: str, use: Callable[[AuditLog], Awaitable[T]]) -> T:
+    log = _open_log(store)
     await log.open()
     try:
-        return await log.export(start, end, older)
+        return await use(log)
     finally:
         await log.close()
 
@@ -69,7 +92,8 @@ def _export(args: argparse.Namespace) -> int:
             raise SystemExit("over HTTP, give --consistency-from once")
         data = _http_export(args.store, args.start, args.end, older)
     else:
-        data = asyncio.run(_local_export(_config(args.store), args.start, args.end, older))
+        data = asyncio.run(_with_log(args.store, lambda log: log.export(args.start, args.end,
+                                                                        older)))
     Path(args.out).write_bytes(data)
     print(f"wrote {args.out} ({len(data)} bytes)")
     return 0
@@ -95,6 +119,12 @@ def _verify(args: argparse.Namespace) -> int:
     report = verify_export(raw, keys, previous)
     sys.stdout.write(report.text())
     return 0 if report.ok else EXIT_FAILED
+
+
+def _erase(args: argparse.Namespace) -> int:
+    count = asyncio.run(_with_log(args.store, lambda log: log.erase_pseudonym(args.subject)))
+    print(f"erased the kept details of {count} entries of {args.subject}; the leaves stay")
+    return 0
 
 
 def _public_key(args: argparse.Namespace) -> int:
@@ -150,3 +180,10 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     rotate = commands.add_parser("rotate-key", help="start signing with a new key")
     rotate.add_argument("--store", required=True, help="the broker's store URL")
     rotate.set_defaults(func=_rotate_key)
+
+    erase = commands.add_parser(
+        "erase", help="delete a subject's kept details and salts (the leaves stay, unlinkable)")
+    erase.add_argument("--store", required=True, help="the broker's store URL")
+    erase.add_argument("--subject", required=True, metavar="PSEUDONYM",
+                       help="the subject's pseudonym, as entries show it (principal.subject)")
+    erase.set_defaults(func=_erase)

@@ -1,10 +1,14 @@
 """The audit log: an asynchronous appender with group commit, and the signer of its tree heads.
 
-Entries are queued; one flusher task drains the queue into one storage transaction at a time,
-so whatever arrives while a batch commits forms the next batch (one fsync for the group).
-`append` waits for the commit (writes: durable before their response); `submit` does not (reads:
-they ride along with the next write's commit, a full batch or the next tree head — signing a
-head first flushes the queue — so they are in the log no later than the next tree head).
+Entries are queued with a committer. In the broker the log's tables are in the store's own
+database and the store commits them: SQLite appends the queued entries in its writer's group
+transaction (beside the entity writes of that group: one commit, one fsync), PostgreSQL in one
+batch transaction sequenced by an advisory lock (broker/store/sqlite_audit.py,
+postgres_audit.py). A log kept apart (tools, tests, CETATE_AUDIT_STORE) commits batches in its
+own transactions (ThreadedCommitter). `append` waits for the commit (writes: durable before
+their response); `submit` does not (reads: they ride along with the next commit, a full batch or
+the next tree head — signing a head first flushes the queue — so they are in the log no later
+than the next tree head).
 A tree head is signed at least every CHECKPOINT_INTERVAL while entries arrive, and on demand.
 """
 
@@ -50,8 +54,9 @@ class EntryQuery:
 
 
 class AuditStorage(Protocol):
-    """What an audit storage engine provides (SQLite now, PostgreSQL next). All synchronous;
-    the log calls writes from one thread and reads from another."""
+    """What an audit storage engine provides (security/audit/sqlite_log.py, broker/store/
+    postgres_audit.py). All synchronous; the log calls reads from one thread of its own, and
+    writes (when no store commits them) from another."""
 
     def open(self) -> None:
         """Create the schema if needed."""
@@ -92,19 +97,19 @@ class AuditStorage(Protocol):
 
 @dataclass(frozen=True)
 class AuditConfig:
-    store: str  # sqlite:///path.db or a path
+    store: str  # "": in the broker store's own database; else sqlite:///path.db or a path
     key_dir: Path
     origin: str = DEFAULT_ORIGIN
     pseudonym_key_file: Path | None = None
 
 
-def audit_store_for(store_url: str) -> str:
-    """Default audit store beside the broker's: sqlite:///data/cetate.db -> data/audit.db."""
-    scheme, sep, rest = store_url.partition("://")
-    if sep and scheme == "sqlite":
-        path = Path(rest[1:] if rest.startswith("/") else rest)
-        return str(path.with_name("audit.db"))
-    return str(Path("data") / "audit.db")
+def default_key_dir(store_url: str) -> Path:
+    """audit-keys/ beside a SQLite database (sqlite:///data/cetate.db -> data/audit-keys),
+    else data/audit-keys."""
+    scheme, sep, _ = store_url.partition("://")
+    if not sep or scheme == "sqlite":
+        return sqlite_path(store_url).with_name("audit-keys")
+    return Path("data") / "audit-keys"
 
 
 def sqlite_path(store: str) -> Path:
@@ -118,94 +123,90 @@ def sqlite_path(store: str) -> Path:
 
 def config_for(store_url: str, audit_store: str = "", key_dir: str = "", origin: str = "",
                pseudonym_key_file: str = "") -> AuditConfig:
-    """The audit configuration from broker settings (empty strings take the defaults)."""
-    store = audit_store or audit_store_for(store_url)
-    keys = Path(key_dir) if key_dir else sqlite_path(store).with_name("audit-keys")
-    return AuditConfig(store=store, key_dir=keys, origin=origin or DEFAULT_ORIGIN,
+    """The audit configuration from broker settings (empty strings take the defaults). Without
+    an audit store of its own the log lives in the broker store's database."""
+    keys = Path(key_dir) if key_dir else default_key_dir(audit_store or store_url)
+    return AuditConfig(store=audit_store, key_dir=keys, origin=origin or DEFAULT_ORIGIN,
                        pseudonym_key_file=Path(pseudonym_key_file) if pseudonym_key_file
                        else None)
 
 
 def open_storage(store: str) -> AuditStorage:
+    """The storage of a log kept apart from the broker store (a SQLite file of its own)."""
+    if not store:
+        raise ValueError("the audit log is in the broker store: open it from the store")
     from security.audit.sqlite_log import SQLiteAuditStorage
 
     return SQLiteAuditStorage(sqlite_path(store))
 
 
-class AuditLog:
-    def __init__(self, config: AuditConfig, storage: AuditStorage | None = None,
-                 interval: float = CHECKPOINT_INTERVAL) -> None:
-        self.config = config
-        self.origin = config.origin
-        self.storage = storage or open_storage(config.store)
-        self.keys = KeyRing(config.key_dir, config.origin)
-        self.interval = interval
-        self.signer: NoteSigner | None = None
-        self.pseudonyms = Pseudonyms(b"")
+class Committer(Protocol):
+    """Commits queued entries and the log's other writes. Two: `ThreadedCommitter` (a storage's
+    own transactions, in a thread of the log's) and the broker store's (broker/store/
+    sqlite_audit.py, postgres_audit.py: the entries ride in the store's own transactions)."""
+
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+        """Queue an entry; its future gets its index once committed (or the failure). An
+        urgent one is committed at once (with whatever else is queued)."""
+
+    def wake(self) -> None:
+        """Commit what is queued soon (a tree head is due, or a flush)."""
+
+    def ready(self) -> bool:
+        """Whether writes can run now (the store may open after the log)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def add_checkpoint(self, size: int, note: str) -> None: ...
+
+    async def erase_subject(self, subject: str) -> int: ...
+
+
+class ThreadedCommitter:
+    """Group commit on a storage's own transactions: one flusher task drains the queue into one
+    storage transaction at a time (in the log's writer thread), so whatever arrives while a
+    batch commits forms the next batch (one fsync for the group)."""
+
+    def __init__(self, storage: AuditStorage) -> None:
+        self.storage = storage
         self._pending: list[tuple[Sealed, asyncio.Future[int]]] = []
-        self._last: asyncio.Future[int] | None = None
         self._wakeup = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
-        self._tasks: list[asyncio.Task[None]] = []
-        self._sign_lock = asyncio.Lock()
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        await self._write(self.storage.open)
-        self.signer = await self._read(self.keys.signer)
-        key_file = self.config.pseudonym_key_file or self.config.key_dir / "pseudonym.key"
-        self.pseudonyms = Pseudonyms(await self._read(read_or_create_secret, key_file))
-        self._tasks = [asyncio.create_task(self._flusher(), name="audit-flusher"),
-                       asyncio.create_task(self._ticker(), name="audit-checkpoints")]
-
-    async def close(self) -> None:
-        """Flush what is queued, sign a last head, close the storage."""
-        try:
-            await self.checkpoint()
-        except Exception:
-            log.exception("could not sign the last audit checkpoint")
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._write(self.storage.close)
-        self._writer.shutdown()
-        self._reader.shutdown()
+        self._task: asyncio.Task[None] | None = None
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
 
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+    async def start(self) -> None:
+        await self._write(self.storage.open)
+        self._task = asyncio.create_task(self._flusher(), name="audit-flusher")
 
-    # -- appending ----------------------------------------------------------------------------
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._write(self.storage.close)
+        self._writer.shutdown()
 
-    def submit(self, sealed: Sealed, *, urgent: bool = False) -> asyncio.Future[int]:
-        """Queue an entry; the future gives its index once committed.
+    def ready(self) -> bool:
+        return True
 
-        A non-urgent entry (a read's) waits for the next urgent one, a full batch or the next
-        tree head, whichever comes first: reads then cost a fraction of a commit each.
-        """
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
         self._pending.append((sealed, future))
-        self._last = future
         if urgent or len(self._pending) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
-        return future
 
-    async def append(self, sealed: Sealed) -> int:
-        """Queue an entry and wait until it is durable (with whatever else is queued)."""
-        return await self.submit(sealed, urgent=True)
+    def wake(self) -> None:
+        self._wakeup.set()
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is committed (or has failed)."""
-        last = self._last
-        if last is not None and not last.done():
-            self._wakeup.set()
-            await asyncio.wait([last])
+    async def add_checkpoint(self, size: int, note: str) -> None:
+        await self._write(self.storage.add_checkpoint, size, note)
+
+    async def erase_subject(self, subject: str) -> int:
+        return await self._write(self.storage.erase_subject, subject)
 
     async def _flusher(self) -> None:
         while True:
@@ -218,18 +219,100 @@ class AuditLog:
                     first, _ = await self._write(self.storage.append, [s for s, _ in batch])
                 except Exception as exc:
                     log.exception("audit append of %d entries failed", len(batch))
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                            future.exception()  # retrieved: a read's entry has no waiter
+                    settle(batch, exc)
                     continue
-                for offset, (_, future) in enumerate(batch):
-                    if not future.done():
-                        future.set_result(first + offset)
+                settle(batch, first)
+
+
+def settle(batch: Sequence[tuple[Sealed, asyncio.Future[int]]], first: int | Exception) -> None:
+    """Resolve a committed batch's futures with their indices (first, first + 1, ...), or fail
+    them all; on the futures' loop."""
+    for offset, (_, future) in enumerate(batch):
+        if future.done():
+            continue
+        if isinstance(first, Exception):
+            future.set_exception(first)
+            future.exception()  # retrieved: a read's entry has no waiter
+        else:
+            future.set_result(first + offset)
+
+
+class AuditLog:
+    def __init__(self, config: AuditConfig, storage: AuditStorage | None = None,
+                 interval: float = CHECKPOINT_INTERVAL, committer: Committer | None = None
+                 ) -> None:
+        """`storage` serves the reads; `committer` the writes (by default the storage's own
+        transactions, in a thread)."""
+        self.config = config
+        self.origin = config.origin
+        self.storage = storage or open_storage(config.store)
+        self.committer: Committer = committer or ThreadedCommitter(self.storage)
+        self.keys = KeyRing(config.key_dir, config.origin)
+        self.interval = interval
+        self.signer: NoteSigner | None = None
+        self.pseudonyms = Pseudonyms(b"")
+        self._last: asyncio.Future[int] | None = None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sign_lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.committer.start()
+        self.signer = await self._read(self.keys.signer)
+        key_file = self.config.pseudonym_key_file or self.config.key_dir / "pseudonym.key"
+        self.pseudonyms = Pseudonyms(await self._read(read_or_create_secret, key_file))
+        self._tasks = [asyncio.create_task(self._ticker(), name="audit-checkpoints")]
+
+    async def close(self) -> None:
+        """Flush what is queued, sign a last head, close the storage."""
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("could not sign the last audit checkpoint")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.committer.stop()
+        await self._read(self.storage.close)
+        self._reader.shutdown()
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    # -- appending ----------------------------------------------------------------------------
+
+    def submit(self, sealed: Sealed, *, urgent: bool = False) -> asyncio.Future[int]:
+        """Queue an entry; the future gives its index once committed.
+
+        A non-urgent entry (a read's) waits for the next commit (an urgent entry's, an entity
+        write's when the log shares the store's transactions), a full batch or the next tree
+        head, whichever comes first: reads then cost a fraction of a commit each.
+        """
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._last = future
+        self.committer.put(sealed, future, urgent)
+        return future
+
+    async def append(self, sealed: Sealed) -> int:
+        """Queue an entry and wait until it is durable (with whatever else is queued)."""
+        return await self.submit(sealed, urgent=True)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or has failed)."""
+        last = self._last
+        if last is not None and not last.done():
+            self.committer.wake()
+            await asyncio.wait([last])
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            if not self.committer.ready():
+                continue
             try:
                 await self.checkpoint()
             except Exception:
@@ -258,7 +341,7 @@ class AuditLog:
                 note = existing + signer.signature_line(text)
             else:
                 note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root()), signer)
-            await self._write(self.storage.add_checkpoint, head.size, note)
+            await self.committer.add_checkpoint(head.size, note)
             return note
 
     def verifier_keys(self) -> list[VerifierKey]:
@@ -294,5 +377,12 @@ class AuditLog:
         return await self._read(build_export, self.storage, note, start, end, tuple(older))
 
     async def erase_subject(self, subject: str) -> int:
-        return await self._write(self.storage.erase_subject, self.pseudonyms(subject))
+        """Erase the kept details of a subject named in clear (pseudonymised here)."""
+        return await self.erase_pseudonym(self.pseudonyms(subject))
+
+    async def erase_pseudonym(self, pseudonym: str) -> int:
+        """Delete the details and salts of every entry of that subject; how many entries had
+        some. The leaves stay (the tree verifies as before); their commitments become
+        unlinkable to the person."""
+        return await self.committer.erase_subject(pseudonym)
 

@@ -1,12 +1,21 @@
-"""The audit log's SQLite storage: its own database file, WAL, synchronous=FULL.
+"""The audit log's SQLite tables and the statements on them, for any connection.
 
-Sequencing is the database's job, not the process's: every append batch runs under
-BEGIN IMMEDIATE (SQLite's write lock), reads the tree size and frontier inside that transaction,
-numbers its leaves from there and commits leaves, completed nodes and the new frontier together.
-So any number of broker processes can share one file and no index is ever given twice; a crash
-leaves the last committed tree, whole.
+The tables (audit_*) live in the broker store's own database (migration 0004_audit.sql), so an
+audit append shares the store writer's transaction and its one fsync (broker/store/
+sqlite_audit.py); `SQLiteAuditStorage` opens them in a file of their own (tools, tests, a log kept
+apart with CETATE_AUDIT_STORE).
 
-Connections are used from one thread each (the log's writer thread and its reader thread).
+Sequencing is the database's job, not the process's: `append_rows` runs inside a write
+transaction (BEGIN IMMEDIATE: SQLite's write lock), reads the tree size and frontier there,
+numbers its leaves from there and writes leaves, completed nodes and the new frontier in that
+transaction. So any number of broker processes can share one file and no index is ever given
+twice; a crash leaves the last committed tree, whole.
+
+Rows per entry, kept few (each is a b-tree insert in the commit): one leaf row holding the entry,
+its hash, the query columns, its first entity id and its kept details (erasure sets them NULL);
+an audit_entities row only for a second or later entity id; inner nodes only from level
+NODE_MIN_LEVEL up (1/8 row per entry), lower perfect subtrees being folded from at most
+2^NODE_MIN_LEVEL - 1 leaf hashes when a proof needs them.
 """
 
 from __future__ import annotations
@@ -21,19 +30,21 @@ import orjson
 
 from security.audit.entry import Detail, Sealed
 from security.audit.log import EntryQuery
-from security.audit.merkle import Frontier, leaf_hash
+from security.audit.merkle import Frontier, leaf_hash, root
 
 BUSY_TIMEOUT_MS = 30_000  # another broker process holding the write lock waits this long
 QUERY_COLUMNS = ("tenant", "action", "purpose", "decision", "subject")
+NODE_MIN_LEVEL = 4  # inner nodes kept from subtrees of 16 leaves up
 
+# The same statements as broker/store/migrations/sqlite/0004_audit.sql (a test compares them).
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS tree (
+CREATE TABLE IF NOT EXISTS audit_tree (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     size INTEGER NOT NULL,
     frontier BLOB NOT NULL
 );
-INSERT OR IGNORE INTO tree VALUES (1, 0, x'');
-CREATE TABLE IF NOT EXISTS leaves (
+INSERT OR IGNORE INTO audit_tree VALUES (1, 0, x'');
+CREATE TABLE IF NOT EXISTS audit_leaves (
     idx INTEGER PRIMARY KEY,
     entry BLOB NOT NULL,
     hash BLOB NOT NULL,
@@ -43,41 +54,169 @@ CREATE TABLE IF NOT EXISTS leaves (
     action TEXT NOT NULL,
     purpose TEXT,
     decision TEXT NOT NULL,
-    status INTEGER NOT NULL
+    status INTEGER NOT NULL,
+    entity TEXT,
+    kept BLOB
 );
-CREATE INDEX IF NOT EXISTS leaves_time ON leaves(time);
-CREATE INDEX IF NOT EXISTS leaves_subject ON leaves(subject);
-CREATE TABLE IF NOT EXISTS nodes (
+CREATE INDEX IF NOT EXISTS audit_leaves_time ON audit_leaves(time);
+CREATE INDEX IF NOT EXISTS audit_leaves_subject ON audit_leaves(subject);
+CREATE INDEX IF NOT EXISTS audit_leaves_entity ON audit_leaves(entity) WHERE entity IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_entities (
+    entity TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (entity, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_nodes (
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,
     hash BLOB NOT NULL,
     PRIMARY KEY (level, idx)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leaf_entities (
-    entity TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    PRIMARY KEY (entity, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS details (
-    idx INTEGER PRIMARY KEY,
-    kept BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS checkpoints (
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL
 );
 """
 
+_INSERT_LEAF = "INSERT INTO audit_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def kept_details(details: Sequence[Detail]) -> bytes | None:
+    """The kept column: [[name, salt hex, value], ...], or NULL without details."""
+    return orjson.dumps([[d.name, d.salt.hex(), d.value] for d in details]) if details else None
+
+
+def parse_details(kept: bytes | None) -> list[Detail]:
+    return [Detail(name, bytes.fromhex(salt), value)
+            for name, salt, value in orjson.loads(kept)] if kept else []
+
+
+# -- writes (inside the caller's write transaction) -------------------------------------------
+
+
+def append_rows(db: sqlite3.Connection, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
+    """Number the batch from the committed tree and write it; (first index, new head)."""
+    size, blob = db.execute("SELECT size, frontier FROM audit_tree WHERE id = 1").fetchone()
+    frontier = Frontier.from_bytes(size, blob)
+    leaves: list[tuple[Any, ...]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    entities: list[tuple[str, int]] = []
+    append = frontier.append
+    for sealed in batch:
+        idx = frontier.size
+        h = leaf_hash(sealed.entry)
+        for node in append(h):
+            if node[0] >= NODE_MIN_LEVEL:
+                nodes.append(node)
+        c = sealed.columns
+        ids = sealed.entity_ids
+        leaves.append((idx, sealed.entry, h, c["time"], c["subject"], c["tenant"], c["action"],
+                       c["purpose"], c["decision"], c["status"], ids[0] if ids else None,
+                       kept_details(sealed.details)))
+        if len(ids) > 1:
+            entities.extend((e, idx) for e in set(ids[1:]) - {ids[0]})
+    db.executemany(_INSERT_LEAF, leaves)
+    if nodes:
+        db.executemany("INSERT INTO audit_nodes VALUES (?,?,?)", nodes)
+    if entities:
+        db.executemany("INSERT INTO audit_entities VALUES (?,?)", entities)
+    db.execute("UPDATE audit_tree SET size = ?, frontier = ? WHERE id = 1",
+               (frontier.size, frontier.to_bytes()))
+    return size, frontier
+
+
+def add_checkpoint(db: sqlite3.Connection, size: int, note: str) -> None:
+    db.execute("INSERT INTO audit_checkpoints VALUES (?, ?) ON CONFLICT (size) DO UPDATE "
+               "SET note = excluded.note", (size, note))
+
+
+def erase_subject(db: sqlite3.Connection, subject: str) -> int:
+    """Delete the kept details of a subject's entries; the leaves stay, unlinkable."""
+    return db.execute("UPDATE audit_leaves SET kept = NULL WHERE subject = ? AND kept IS NOT "
+                      "NULL", (subject,)).rowcount
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def head(db: sqlite3.Connection) -> Frontier:
+    size, blob = db.execute("SELECT size, frontier FROM audit_tree WHERE id = 1").fetchone()
+    return Frontier.from_bytes(size, blob)
+
+
+def perfect(db: sqlite3.Connection, level: int, index: int) -> bytes:
+    if level >= NODE_MIN_LEVEL:
+        row = db.execute("SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?",
+                         (level, index)).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        raise LookupError(f"no subtree ({level}, {index}) in the audit log")
+    lo, n = index << level, 1 << level
+    hashes = [bytes(h) for (h,) in db.execute(
+        "SELECT hash FROM audit_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, lo + n))]
+    if len(hashes) != n:
+        raise LookupError(f"no subtree ({level}, {index}) in the audit log")
+    return hashes[0] if n == 1 else root(hashes)
+
+
+def entries(db: sqlite3.Connection, start: int, end: int) -> list[tuple[int, bytes]]:
+    rows = db.execute("SELECT idx, entry FROM audit_leaves WHERE idx >= ? AND idx < ? "
+                      "ORDER BY idx", (start, end))
+    return [(idx, bytes(entry)) for idx, entry in rows]
+
+
+def latest_checkpoint(db: sqlite3.Connection) -> tuple[int, str] | None:
+    row = db.execute("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+                     ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def checkpoint_at(db: sqlite3.Connection, size: int) -> str | None:
+    row = db.execute("SELECT note FROM audit_checkpoints WHERE size = ?", (size,)).fetchone()
+    return row[0] if row else None
+
+
+def details(db: sqlite3.Connection, idx: int) -> list[Detail]:
+    row = db.execute("SELECT kept FROM audit_leaves WHERE idx = ?", (idx,)).fetchone()
+    return parse_details(row[0]) if row else []
+
+
+def query(db: sqlite3.Connection, q: EntryQuery) -> list[tuple[int, bytes]]:
+    where: list[str] = ["idx >= ?"]
+    params: list[Any] = [q.after]
+    if q.since:
+        where.append("time >= ?")
+        params.append(q.since)
+    if q.until:
+        where.append("time < ?")
+        params.append(q.until)
+    for column in QUERY_COLUMNS:
+        value = getattr(q, column)
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if q.entity is not None:
+        where.append("(entity = ? OR idx IN (SELECT idx FROM audit_entities WHERE entity = ?))")
+        params += [q.entity, q.entity]
+    sql = (f"SELECT idx, entry FROM audit_leaves WHERE {' AND '.join(where)} "
+           f"ORDER BY idx LIMIT ?")
+    return [(idx, bytes(entry)) for idx, entry in db.execute(sql, (*params, q.limit))]
+
 
 class SQLiteAuditStorage:
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    """The AuditStorage protocol (security/audit/log.py) on the audit tables of one file; a
+    connection per thread (the log uses one writer and one reader thread). With create=False
+    the tables are expected to exist (the broker store's migrations made them)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL",
+                 create: bool = True) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
+        self.create = create
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    # Each thread gets its own connection (the log uses one writer and one reader thread).
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -91,18 +230,22 @@ class SQLiteAuditStorage:
                 self._conns.append(conn)
         return conn
 
-    def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _in_write(self, fn: Any, *args: Any) -> Any:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            result = fn(db, *args)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return result
+
+    def open(self) -> None:
+        if not self.create:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._in_write(lambda db: [db.execute(s) for s in SCHEMA.split(";") if s.strip()])
 
     def close(self) -> None:
         with self._lock:
@@ -111,111 +254,34 @@ class SQLiteAuditStorage:
             self._conns.clear()
         self._local = threading.local()
 
-    # -- writes -------------------------------------------------------------------------------
-
     def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            size, blob = db.execute("SELECT size, frontier FROM tree WHERE id = 1").fetchone()
-            frontier = Frontier.from_bytes(size, blob)
-            first = size
-            leaves: list[tuple[Any, ...]] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            entities: list[tuple[str, int]] = []
-            details: list[tuple[int, bytes]] = []
-            for sealed in batch:
-                idx = frontier.size
-                h = leaf_hash(sealed.entry)
-                nodes.extend(frontier.append(h))
-                c = sealed.columns
-                leaves.append((idx, sealed.entry, h, c["time"], c["subject"], c["tenant"],
-                               c["action"], c["purpose"], c["decision"], c["status"]))
-                entities.extend((e, idx) for e in set(sealed.entity_ids))
-                if sealed.details:  # one row an entry: [[name, salt hex, value], ...]
-                    details.append((idx, orjson.dumps(
-                        [[d.name, d.salt.hex(), d.value] for d in sealed.details])))
-            db.executemany("INSERT INTO leaves VALUES (?,?,?,?,?,?,?,?,?,?)", leaves)
-            db.executemany("INSERT INTO nodes VALUES (?,?,?)", nodes)
-            db.executemany("INSERT INTO leaf_entities VALUES (?,?)", entities)
-            db.executemany("INSERT INTO details VALUES (?,?)", details)
-            db.execute("UPDATE tree SET size = ?, frontier = ? WHERE id = 1",
-                       (frontier.size, frontier.to_bytes()))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return first, frontier
+        result: tuple[int, Frontier] = self._in_write(append_rows, batch)
+        return result
 
     def add_checkpoint(self, size: int, note: str) -> None:
-        self._db().execute("INSERT INTO checkpoints VALUES (?, ?) ON CONFLICT (size) DO UPDATE "
-                           "SET note = excluded.note", (size, note))
+        self._in_write(add_checkpoint, size, note)
 
     def erase_subject(self, subject: str) -> int:
-        """Delete the kept details of a subject's entries; the leaves stay, unlinkable."""
-        cur = self._db().execute(
-            "DELETE FROM details WHERE idx IN (SELECT idx FROM leaves WHERE subject = ?)",
-            (subject,))
-        return cur.rowcount
-
-    # -- reads --------------------------------------------------------------------------------
+        count: int = self._in_write(erase_subject, subject)
+        return count
 
     def head(self) -> Frontier:
-        size, blob = self._db().execute("SELECT size, frontier FROM tree WHERE id = 1").fetchone()
-        return Frontier.from_bytes(size, blob)
+        return head(self._db())
 
     def perfect(self, level: int, index: int) -> bytes:
-        if level == 0:
-            row = self._db().execute("SELECT hash FROM leaves WHERE idx = ?", (index,)).fetchone()
-        else:
-            row = self._db().execute("SELECT hash FROM nodes WHERE level = ? AND idx = ?",
-                                     (level, index)).fetchone()
-        if row is None:
-            raise LookupError(f"no subtree ({level}, {index}) in the audit log")
-        return bytes(row[0])
+        return perfect(self._db(), level, index)
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        rows = self._db().execute("SELECT idx, entry FROM leaves WHERE idx >= ? AND idx < ? "
-                                  "ORDER BY idx", (start, end))
-        return [(idx, bytes(entry)) for idx, entry in rows]
+        return entries(self._db(), start, end)
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
-        row = self._db().execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else None
+        return latest_checkpoint(self._db())
 
     def checkpoint_at(self, size: int) -> str | None:
-        row = self._db().execute("SELECT note FROM checkpoints WHERE size = ?",
-                                 (size,)).fetchone()
-        return row[0] if row else None
+        return checkpoint_at(self._db(), size)
 
     def details(self, idx: int) -> list[Detail]:
-        row = self._db().execute("SELECT kept FROM details WHERE idx = ?", (idx,)).fetchone()
-        if row is None:
-            return []
-        return [Detail(name, bytes.fromhex(salt), value)
-                for name, salt, value in orjson.loads(row[0])]
+        return details(self._db(), idx)
 
     def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
-        where: list[str] = ["l.idx >= ?"]
-        params: list[Any] = [q.after]
-        if q.since:
-            where.append("l.time >= ?")
-            params.append(q.since)
-        if q.until:
-            where.append("l.time < ?")
-            params.append(q.until)
-        for column in QUERY_COLUMNS:
-            value = getattr(q, column)
-            if value is not None:
-                where.append(f"l.{column} = ?")
-                params.append(value)
-        source = "leaves l"
-        if q.entity is not None:
-            source = "leaf_entities e JOIN leaves l ON l.idx = e.idx"
-            where.append("e.entity = ?")
-            params.append(q.entity)
-        sql = (f"SELECT l.idx, l.entry FROM {source} WHERE {' AND '.join(where)} "
-               f"ORDER BY l.idx LIMIT ?")
-        rows = self._db().execute(sql, (*params, q.limit))
-        return [(idx, bytes(entry)) for idx, entry in rows]
+        return query(self._db(), q)

@@ -79,7 +79,8 @@ def test_entries_are_canonical_and_erasure_keeps_the_tree(
 
 
 async def test_group_commit_and_checkpoints(tmp_path: Path) -> None:
-    audit = AuditLog(config_for(f"sqlite:///{tmp_path}/cetate.db"), interval=0.05)
+    audit = AuditLog(config_for(f"sqlite:///{tmp_path}/cetate.db",
+                                audit_store=str(tmp_path / "audit.db")), interval=0.05)
     await audit.open()
     try:
         rng = random.Random(3)
