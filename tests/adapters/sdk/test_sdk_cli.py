@@ -8,42 +8,50 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from adapters.sdk.example import SDM_TRANSPORTATION
 from tests.adapters.sdk.readings import write_readings
 from tests.adapters.support import BrokerProcess, entities, run_cli, spawn_cli
 
 
-def test_run_simulate_limit_exits_zero(broker: BrokerProcess) -> None:
-    done = run_cli("run", "example", "--simulate", "--broker", broker.url, "--limit", "150")
+@pytest.fixture
+def broker(shared_broker: BrokerProcess) -> BrokerProcess:
+    return shared_broker
+
+
+def test_run_simulate_limit_exits_zero(broker: BrokerProcess, tenant: str) -> None:
+    done = run_cli("run", "example", "--simulate", "--broker", broker.url, "--limit", "150",
+                   "--tenant", tenant)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["read"] == 150 and summary["rejected"] == 0
-    assert len(entities(broker.url, "Vehicle", SDM_TRANSPORTATION)) == 12
+    assert len(entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)) == 12
 
 
 def test_run_with_a_config_file_imports_with_progress(broker: BrokerProcess, tmp_path: Path,
-                                                      adapter_state: Path) -> None:
+                                                      adapter_state: Path, tenant: str) -> None:
     write_readings(tmp_path / "r.jsonl", 40)
     config = tmp_path / "readings.toml"
     config.write_text(f'broker = "{broker.url}"\npath = "{tmp_path / "r.jsonl"}"\n'
-                      f'state_dir = "{adapter_state}"\n')
+                      f'state_dir = "{adapter_state}"\ntenant = "{tenant}"\n')
     done = run_cli("run", "tests.adapters.sdk.readings:ADAPTER", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert "40/40" in done.stderr  # tqdm's bar on a bulk import
-    assert len(entities(broker.url, "Vehicle", SDM_TRANSPORTATION)) == 40
+    assert len(entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)) == 40
 
 
-def test_no_key_outside_simulate_is_refused(broker: BrokerProcess, tmp_path: Path) -> None:
+def test_no_key_outside_simulate_is_refused(broker: BrokerProcess, tmp_path: Path,
+                                            tenant: str) -> None:
     write_readings(tmp_path / "r.jsonl", 3)
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"path": str(tmp_path / "r.jsonl")}))
     done = run_cli("run", "tests.adapters.sdk.readings:ADAPTER", "--config", str(config),
-                   "--broker", broker.url, "--state", str(tmp_path / "s"),
+                   "--broker", broker.url, "--state", str(tmp_path / "s"), "--tenant", tenant,
                    CETATE_ADAPTER_SECRET="")
     assert done.returncode == 2
     assert "no pseudonymisation key" in done.stderr
-    assert entities(broker.url, "Vehicle", SDM_TRANSPORTATION) == []
+    assert entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant) == []
 
 
 def test_unknown_adapter_is_a_config_error() -> None:

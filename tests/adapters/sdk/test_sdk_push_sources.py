@@ -46,10 +46,16 @@ class Subscribed(Pushed):
         return MqttTopic(config["topic"], host=MQTT[0], port=MQTT[1], stream="sensors")
 
 
+@pytest.fixture
+def broker(shared_broker: BrokerProcess) -> BrokerProcess:
+    return shared_broker
+
+
 async def test_webhook_post_is_answered_after_its_records_are_published(
-        broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str, tenant: str) -> None:
     port = free_port()
-    options = Options(broker=broker.url, state_dir=adapter_state, limit=4, linger=0.05)
+    options = Options(broker=broker.url, state_dir=adapter_state, limit=4, linger=0.05,
+                      tenant=tenant)
     running = asyncio.create_task(run(Hooked(), {"port": port}, options))
     url = f"http://127.0.0.1:{port}/readings"
     async with httpx.AsyncClient(timeout=20) as http:
@@ -60,8 +66,8 @@ async def test_webhook_post_is_answered_after_its_records_are_published(
             except httpx.ConnectError:
                 await asyncio.sleep(0.02)
         assert first.status_code == 200
-        assert [e["id"] for e in entities(broker.url, "Vehicle", SDM_TRANSPORTATION)] == [
-            entity_id(1)]  # on the broker before the vendor hears 200
+        held = entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)
+        assert [e["id"] for e in held] == [entity_id(1)]  # there before the vendor hears 200
         batch = await http.post(url, json=[{"seq": 2}, {"seq": 3}])
         assert batch.status_code == 200
         bad = await http.post(url, content=b"\xff not json")
@@ -72,7 +78,7 @@ async def test_webhook_post_is_answered_after_its_records_are_published(
 
 
 async def test_mqtt_messages_are_published(broker: BrokerProcess, adapter_state: Path,
-                                           adapter_secret: str) -> None:
+                                           adapter_secret: str, tenant: str) -> None:
     base = f"cetate/test/{uuid.uuid4().hex}"
     try:
         async with aiomqtt.Client(*MQTT) as mqtt:
@@ -81,12 +87,13 @@ async def test_mqtt_messages_are_published(broker: BrokerProcess, adapter_state:
     except aiomqtt.MqttError as exc:
         pytest.skip(f"Mosquitto is not running at {MQTT}: {exc}")
     try:
-        options = Options(broker=broker.url, state_dir=adapter_state, limit=3, linger=0.05)
+        options = Options(broker=broker.url, state_dir=adapter_state, limit=3, linger=0.05,
+                          tenant=tenant)
         counters = await asyncio.wait_for(run(Subscribed(), {"topic": f"{base}/#"}, options), 20)
     finally:
         async with aiomqtt.Client(*MQTT) as mqtt:
             for seq in (1, 2, 3):
                 await mqtt.publish(f"{base}/{seq}", b"", retain=True)  # clears the retained
     assert counters.published == 3
-    held = {e["id"] for e in entities(broker.url, "Vehicle", SDM_TRANSPORTATION)}
+    held = {e["id"] for e in entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)}
     assert held == {entity_id(n) for n in (1, 2, 3)}

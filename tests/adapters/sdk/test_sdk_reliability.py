@@ -14,8 +14,8 @@ from adapters.sdk.run import Options, run
 from tests.adapters.sdk.readings import Readings, entity_id, write_readings
 from tests.adapters.support import BrokerProcess, checkpoint, entities, run_cli, spawn_cli
 
-RECORDS = 3000
-KILL_AFTER = 600  # records checkpointed before the SIGKILL
+RECORDS = 1500
+KILL_AFTER = 300  # records checkpointed before the SIGKILL
 
 
 def wait_for_checkpoint(state: Path, stream: str, at_least: int, timeout: float = 60) -> int:

@@ -23,12 +23,18 @@ def options(broker: BrokerProcess, state: Path, **more: object) -> Options:
     return Options(broker=broker.url, state_dir=state, **more)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def broker(shared_broker: BrokerProcess) -> BrokerProcess:
+    return shared_broker
+
+
 async def test_simulated_fleet_is_published_and_valid(broker: BrokerProcess, adapter_state: Path,
-                                                      adapter_secret: str) -> None:
+                                                      adapter_secret: str, tenant: str) -> None:
     counters = await run_simulated(FleetAdapter(), {"simulator": {"trucks": 7}},
-                                   options(broker, adapter_state, limit=250, batch_size=100))
+                                   options(broker, adapter_state, limit=250, batch_size=100,
+                                           tenant=tenant))
     assert (counters.read, counters.rejected) == (250, 0)
-    held = broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION)
+    held = broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)
     assert len(held) == 7
     for entity in held:
         assert problems({**entity, "@context": SDM_TRANSPORTATION}) == []
@@ -38,11 +44,10 @@ async def test_simulated_fleet_is_published_and_valid(broker: BrokerProcess, ada
     assert status(adapter_state)["state"] == "finished"
 
 
-async def test_bad_records_are_dead_lettered_with_reasons(broker: BrokerProcess,
-                                                          adapter_state: Path,
-                                                          adapter_secret: str) -> None:
+async def test_bad_records_are_dead_lettered_with_reasons(
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str, tenant: str) -> None:
     counters = await run_simulated(FleetAdapter(), {"simulator": {"bad_every": 10}},
-                                   options(broker, adapter_state, limit=100))
+                                   options(broker, adapter_state, limit=100, tenant=tenant))
     letters = dead_letters(adapter_state)
     assert counters.rejected == len(letters) == 10
     assert [d["position"] for d in letters] == list(range(10, 101, 10))
@@ -53,18 +58,19 @@ async def test_bad_records_are_dead_lettered_with_reasons(broker: BrokerProcess,
     assert all(d["raw"]["seq"] == d["position"] for d in letters)
 
 
-async def test_a_second_run_resumes_after_the_checkpoint(broker: BrokerProcess, tmp_path: Path,
-                                                         adapter_state: Path,
-                                                         adapter_secret: str) -> None:
+async def test_a_second_run_resumes_after_the_checkpoint(
+        broker: BrokerProcess, tmp_path: Path, adapter_state: Path, adapter_secret: str,
+        tenant: str) -> None:
     path = tmp_path / "readings.jsonl"
     write_readings(path, 120, bad=frozenset({7}))
     first = await run(Readings(), {"path": str(path)},
-                      options(broker, adapter_state, limit=50, batch_size=20))
+                      options(broker, adapter_state, limit=50, batch_size=20, tenant=tenant))
     assert checkpoint(adapter_state) == {"readings.jsonl": 50}
     second = await run(Readings(), {"path": str(path)}, options(broker, adapter_state,
-                                                                batch_size=20))
+                                                                batch_size=20, tenant=tenant))
     assert (first.read, second.read) == (50, 70)
-    held = {e["id"] for e in broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION)}
+    held = {e["id"]
+            for e in broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION, tenant=tenant)}
     assert held == {entity_id(n) for n in range(1, 121) if n != 7}
     assert [d["position"] for d in dead_letters(adapter_state)] == [7]
 
@@ -94,7 +100,8 @@ async def test_the_broker_refusal_of_one_entity_is_a_dead_letter(
 
 
 async def test_an_adapter_tripping_on_a_record_dead_letters_it(
-        broker: BrokerProcess, tmp_path: Path, adapter_state: Path, adapter_secret: str) -> None:
+        broker: BrokerProcess, tmp_path: Path, adapter_state: Path, adapter_secret: str,
+        tenant: str) -> None:
     class Tripping(Readings):
         def map(self, record: dict[str, Any], pseudonymise: Pseudonymise) -> Iterable[Entity]:
             if record["seq"] == 2:
@@ -103,7 +110,8 @@ async def test_an_adapter_tripping_on_a_record_dead_letters_it(
 
     path = tmp_path / "readings.jsonl"
     write_readings(path, 3)
-    counters = await run(Tripping(), {"path": str(path)}, options(broker, adapter_state))
+    counters = await run(Tripping(), {"path": str(path)},
+                         options(broker, adapter_state, tenant=tenant))
     [letter] = dead_letters(adapter_state)
     assert (counters.published, letter["position"]) == (2, 2)
     assert letter["reason"] == "the adapter failed on this record: KeyError('vendor_field')"
