@@ -978,8 +978,9 @@ async def test_endpoint_query_string_is_kept(client: httpx.AsyncClient,
 async def test_large_batch_split_in_notifications(client: httpx.AsyncClient,
                                                   receiver: Receiver) -> None:
     await subscribe(client, subscription(receiver.url, notificationTrigger=["entityCreated"]))
-    small = [{"id": lamp_id(n), "type": "Streetlight",
-              "powerState": {"type": "Property", "value": "on"}} for n in range(1001)]
+    small: list[dict[str, Any]] = [{"id": lamp_id(n), "type": "Streetlight",
+                                    "powerState": {"type": "Property", "value": "on"}}
+                                   for n in range(1001)]
     created = await client.post(OPS + "/create", json=small)
     assert created.status_code == 201, created.text
     await quiet(receiver, 2)
