@@ -122,16 +122,21 @@ class PostgresOutbox:
         async with self._connect() as conn:
             await conn.execute("SELECT cetate_outbox_remove($1, NULL)", row.row_id)
 
+    # Statements changing several rows lock them in id order (as delete_subscription does),
+    # so two of them never wait on each other in a cycle.
     async def renew(self, now: float, lease: float) -> None:
         async with self._connect() as conn:
-            await conn.execute("UPDATE notification_outbox SET lease_until = $1 "
-                               "WHERE lease_owner = $2 AND state = 'pending'",
-                               now + lease, self.owner)
+            await conn.execute(
+                "UPDATE notification_outbox SET lease_until = $1 WHERE id IN ("
+                "SELECT id FROM notification_outbox WHERE lease_owner = $2 AND "
+                "state = 'pending' ORDER BY id FOR UPDATE)", now + lease, self.owner)
 
     async def expedite(self, endpoint_key: str, now: float) -> None:
         async with self._connect() as conn:
-            await conn.execute("UPDATE notification_outbox SET due = $1 WHERE state = 'pending' "
-                               "AND endpoint_key = $2 AND attempt > 0 AND due > $1 "
-                               "AND (lease_until IS NULL OR lease_until < $1)", now,
-                               endpoint_key)
+            await conn.execute(
+                "UPDATE notification_outbox SET due = $1 WHERE id IN ("
+                "SELECT id FROM notification_outbox WHERE state = 'pending' "
+                "AND endpoint_key = $2 AND attempt > 0 AND due > $1 "
+                "AND (lease_until IS NULL OR lease_until < $1) ORDER BY id FOR UPDATE)",
+                now, endpoint_key)
 

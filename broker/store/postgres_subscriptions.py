@@ -122,12 +122,14 @@ async def delete(conn: asyncpg.Connection, tenant: str, sub_id: str) -> bool:
                                 tenant, sub_id)
     if status == "DELETE 0":
         return False
-    # Outbox rows, then the delivery row, then changes: the order in which the outbox's
-    # outcomes lock them (cetate_outbox_remove), so the two never deadlock. A dispatcher's
+    # Outbox rows (in id order, as the outbox's several-row statements), then the delivery
+    # row, then changes: the order in which the outbox's outcomes lock them
+    # (cetate_outbox_remove), so the two never deadlock. A dispatcher's
     # later outcome for a row deleted here finds it gone and counts nothing.
     held = await conn.fetch(
-        "WITH gone AS (DELETE FROM notification_outbox WHERE tenant = $1 AND "
-        "subscription_id = $2 RETURNING change_id) "
+        "WITH gone AS (DELETE FROM notification_outbox WHERE id IN ("
+        "  SELECT id FROM notification_outbox WHERE tenant = $1 AND subscription_id = $2 "
+        "  ORDER BY id FOR UPDATE) RETURNING change_id) "
         "SELECT change_id, count(*) FROM gone WHERE change_id IS NOT NULL "
         "GROUP BY change_id ORDER BY change_id", tenant, sub_id)
     await conn.execute("DELETE FROM subscription_delivery WHERE tenant = $1 AND "
