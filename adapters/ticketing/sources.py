@@ -67,16 +67,25 @@ class GtfsFeed(BaseSource):
         self.loaded = asyncio.Event()
 
     @staticmethod
-    def stream_of(data: bytes) -> str:
-        return f"gtfs@{hashlib.sha256(data).hexdigest()[:16]}"
+    def stream_of(data: bytes, files: Mapping[str, bytes] | None = None) -> str:
+        """Named after the mapped files' contents (so a feed zipped again is the same
+        version), or the bytes of a zip that cannot be read."""
+        digest = hashlib.sha256()
+        if files is None:
+            digest.update(data)
+        contents = files or {}
+        for name in sorted(contents):
+            digest.update(f"{name}\0{len(contents[name])}\0".encode())
+            digest.update(contents[name])
+        return f"gtfs@{digest.hexdigest()[:16]}"
 
     def lines(self, data: bytes) -> list[Raw]:
         """Every line of the feed as a Raw (bad ones with their error), in position order."""
-        stream = self.stream_of(data)
         try:
             files = feed_files(data)
         except BadRecord as bad:
-            return [Raw(stream, 1, {"bytes": len(data)}, bad.reason)]
+            return [Raw(self.stream_of(data), 1, {"bytes": len(data)}, bad.reason)]
+        stream = self.stream_of(data, files)
         out = []
         for rank, name in enumerate(GTFS_FILES, 1):
             if name not in files:
@@ -104,11 +113,10 @@ class GtfsFeed(BaseSource):
         seen = ""
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             while True:
-                data = (await _get(client, self.url, {})).content
-                stream = self.stream_of(data)
+                raws = self.lines((await _get(client, self.url, {})).content)
+                stream = raws[0].stream if raws else ""
                 if stream != seen:
                     seen = stream
-                    raws = self.lines(data)
                     self._load(raws)
                     after = _after(checkpoint, stream)
                     for raw in raws if self.publish else ():

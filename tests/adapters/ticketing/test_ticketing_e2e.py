@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import signal
 import time
+import zipfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,15 @@ async def test_a_new_feed_version_is_read_again_the_same_one_resumes() -> None:
     assert await lines(TicketingSystem(), {first[0].stream: first[40].position}) == first[41:]
     changed = await lines(TicketingSystem(bad=frozenset({"bad-coordinates"})), done)
     assert len(changed) == 75 and changed[0].stream != first[0].stream
+    # the same files zipped again (another zip timestamp) are the same version
+    data = TicketingSystem().feed_zip()
+    again = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as old, zipfile.ZipFile(again, "w") as new:
+        for name in old.namelist():
+            new.writestr(zipfile.ZipInfo(name, date_time=(2027, 2, 3, 4, 5, 6)), old.read(name))
+    assert again.getvalue() != data
+    assert GtfsFeed.lines(GtfsFeed("", Feed(), print), again.getvalue())[0].stream == \
+        first[0].stream
 
 
 async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
