@@ -1012,3 +1012,25 @@ async def test_deletion_kept_when_the_write_also_fires_another_trigger(
     await receiver.wait_for(1)
     (entity,) = data(receiver)
     assert entity["fault"] == {"type": "Property", "value": NULL}
+
+
+async def test_hanging_receiver_delays_no_other(client: httpx.AsyncClient) -> None:
+    release = asyncio.Event()
+    async with serving_receiver() as hanging, serving_receiver() as healthy:
+        async def hang(request: web.Request) -> web.StreamResponse:
+            await release.wait()
+            await hanging.record(request)
+            return web.Response(status=200)
+        hanging.behave = hang
+        try:
+            await subscribe(client, subscription(hanging.url))
+            await subscribe(client, subscription(healthy.url))
+            for n in range(1, 11):
+                await create(client, lamp(n))
+            # The healthy receiver's lane goes on while the other's deliveries hang.
+            await healthy.wait_for(10, timeout=3)
+            assert hanging.received == []
+        finally:
+            release.set()
+        await hanging.wait_for(10, timeout=10)  # and its backlog arrives once it answers
+        assert sorted(e["id"] for e in data(hanging)) == [lamp_id(n) for n in range(1, 11)]
