@@ -1034,3 +1034,19 @@ async def test_hanging_receiver_delays_no_other(client: httpx.AsyncClient) -> No
             release.set()
         await hanging.wait_for(10, timeout=10)  # and its backlog arrives once it answers
         assert sorted(e["id"] for e in data(hanging)) == [lamp_id(n) for n in range(1, 11)]
+
+
+async def test_periodic_in_a_tenant(client: httpx.AsyncClient) -> None:
+    craiova = {"NGSILD-Tenant": "craiova"}
+    await create(client, lamp(1), headers=craiova)
+    await create(client, lamp(2))  # the default tenant's: never in craiova's notifications
+    async with serving_receiver() as lights, serving_receiver() as benches:
+        await subscribe(client, subscription(benches.url, timeInterval=1,
+                                             entities=[{"type": "Bench"}]), headers=craiova)
+        await subscribe(client, subscription(lights.url, timeInterval=1), headers=craiova)
+        await lights.wait_for(2, timeout=5)
+        for got in lights.received:
+            assert got.headers["NGSILD-Tenant"] == "craiova"
+            assert [e["id"] for e in got.body["data"]] == [lamp_id(1)]
+        # Clause 5.3.1: data holds at least one entity; with none matching nothing is sent.
+        assert benches.received == []
