@@ -3,7 +3,7 @@ the tenant `tax` (set `tenant` in the config for another).
 
 Config (the `tax` section of --config FILE; `run --simulate` fills the first two itself):
 
-    export_dir = "/srv/export/impozite"      # contribuabili.csv, debite.csv (parse.py)
+    export_dir = "/srv/export/impozite"      # contribuabili[-DATE].csv, debite[-DATE].csv
     gateway_url = "https://gateway.example/api/payments"   # payments after a cursor
     place = "craiova"                        # in obligation and payment ids
     authority = "urn:ngsi-ld:Organization:craiova-dgitl"   # the local tax office
@@ -48,6 +48,18 @@ PAYMENTS = "payments"
 DELIMITER = ";"
 
 
+def latest(directory: Path, name: str) -> Path:
+    """The newest export of `name` in `directory`: debite.csv, or the last by name of dated
+    ones (debite-2026-12-01.csv), so each night's export is a stream of its own (its own
+    checkpoint position) while a restart on the same file resumes where it stopped."""
+    stem = name.removesuffix(".csv")
+    found = sorted((p for p in directory.glob(f"{stem}*.csv") if p.is_file()),
+                   key=lambda p: (p.name != name, p.name))
+    if not found:
+        raise ConfigError(f"tax: the export in {directory} has no {stem}*.csv")
+    return found[-1]
+
+
 class TaxAdapter(Adapter):
     name = "tax"
     tenant = "tax"
@@ -59,15 +71,12 @@ class TaxAdapter(Adapter):
     def source(self, config: Config) -> Merged:
         if not config.get("export_dir"):
             raise ConfigError("tax: no export_dir (the tax system's export) in the config")
-        directory = Path(str(config["export_dir"]))
-        paths = [directory / TAXPAYERS_FILE, directory / OBLIGATIONS_FILE]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise ConfigError(f"tax: the export lacks {', '.join(missing)}")
+        paths = [latest(Path(str(config["export_dir"])), name)
+                 for name in (TAXPAYERS_FILE, OBLIGATIONS_FILE)]
         export = Files(paths, format="csv", delimiter=DELIMITER)
-        rows = {p.name: [data for data, error in export.records(p, p.read_bytes()) if not error]
-                for p in paths}
-        self.ledger = ledger_of(rows[TAXPAYERS_FILE], rows[OBLIGATIONS_FILE],
+        taxpayers, obligations = ([data for data, error in export.records(p, p.read_bytes())
+                                   if not error] for p in paths)
+        self.ledger = ledger_of(taxpayers, obligations,
                                 place=str(config.get("place", Ledger.place)),
                                 authority=str(config.get("authority", Ledger.authority)))
         sources: list[Any] = [export]
@@ -80,9 +89,9 @@ class TaxAdapter(Adapter):
         return merged(*sources)
 
     def parse(self, raw: Raw) -> Iterable[Any]:
-        if raw.stream == TAXPAYERS_FILE:
+        if raw.stream.startswith(TAXPAYERS_FILE.removesuffix(".csv")):
             return [parse_taxpayer(raw.data)]
-        if raw.stream == OBLIGATIONS_FILE:
+        if raw.stream.startswith(OBLIGATIONS_FILE.removesuffix(".csv")):
             return [parse_obligation(raw.data)]
         if raw.stream == PAYMENTS:
             return [parse_payment(raw.data)]

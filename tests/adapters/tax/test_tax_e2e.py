@@ -168,6 +168,36 @@ async def test_impossible_values_end_in_the_dead_letter_file(
     assert not any(f"craiova:{debit}" in i for debit in refused for i in published)
 
 
+async def test_each_nightly_export_is_published_a_restart_resumes(
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str,
+        tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    system = TaxSystem(seed=14, taxpayers=10, payments=0)
+    system.write_export(export)
+    for name in ("contribuabili.csv", "debite.csv"):
+        (export / name).rename(export / name.replace(".csv", "-2026-11-30.csv"))
+    def options() -> Options:  # fresh counters each run
+        return Options(broker=broker.url, state_dir=adapter_state, linger=0.1)
+
+    await run(TaxAdapter(), {"export_dir": str(export)}, options())
+    first = checkpoint(adapter_state)
+    assert set(first) == {"contribuabili-2026-11-30.csv", "debite-2026-11-30.csv"}
+    counters = await run(TaxAdapter(), {"export_dir": str(export)}, options())
+    assert counters.read == 0  # the same night's files: nothing left after the checkpoint
+    debit = system.debits[0]
+    debit.update(achitat=debit["suma_datorata"], stare="ACHITAT")
+    (export / "night-2").mkdir()
+    system.write_export(export / "night-2")
+    for name in ("contribuabili.csv", "debite.csv"):
+        (export / "night-2" / name).rename(export / name.replace(".csv", "-2026-12-01.csv"))
+    counters = await run(TaxAdapter(), {"export_dir": str(export)}, options())
+    assert counters.read == len(system.people) + len(system.debits)
+    [paid] = [e for e in holding(broker.url)["TaxObligation"]
+              if e["id"].endswith(debit["id_debit"])]
+    assert paid["paymentStatus"]["value"] == "paid"
+    assert paid["amountOutstanding"]["value"] == 0
+
+
 async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
         broker: BrokerProcess, adapter_state: Path, tmp_path: Path) -> None:
     system = TaxSystem(seed=12, taxpayers=150, payments=300)
