@@ -3,9 +3,10 @@
 Identifiers only as keyed hashes (`pseudonymise`, the SDK's HMAC): a taxpayer's id and
 `taxIdentifierHash` come from its CNP or CUI, a taxed vehicle's or building's reference from
 its plate or cadastral number. A natural person's name is not published at all (the broker
-needs none); a company's denomination is public and is. The amounts go in the attributes the
+needs none); a company's denomination is public and is. The amounts go only in attributes the
 contracts classify as personal (amountDue, amountPaid, amountCollected...), which the policy
-layer masks for whoever may not see them.
+layer masks for whoever may not see them: the early-payment discount, classified "none" but a
+fixed share of the amount due, is not published.
 
 References are checked against the `Ledger`, the export's taxpayers and obligations: an
 obligation of an unknown taxpayer, or a payment of an unknown obligation, is a dead letter.
@@ -150,7 +151,8 @@ def map_obligation(row: ObligationRow, ledger: Ledger, pseudonymise: Pseudonymis
         "installments": [{"dueDate": d.isoformat(), "amount": money(a)}
                          for d, a in row.installments] or None,
         "amountDue": money(row.due),
-        "earlyPaymentDiscount": money(row.discount) if row.discount else None,
+        # earlyPaymentDiscount is left out: the contract classifies it "none", yet the
+        # bonificaţie is a fixed share of amountDue (10% in Craiova), so it would tell it.
         "latePaymentAmount": money(row.late) if row.late else None,
         "amountPaid": money(row.paid), "amountOutstanding": money(outstanding),
         "priceCurrency": CURRENCY, "paymentStatus": row.status,

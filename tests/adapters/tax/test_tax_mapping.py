@@ -23,6 +23,7 @@ from adapters.tax.identifiers import (
 from adapters.tax.mapping import ledger_of, map_obligation, map_payment, map_taxpayer
 from adapters.tax.parse import lei, lei_ro, parse_obligation, parse_payment, parse_taxpayer
 from adapters.tax.simulator import OBLIGATIONS_FILE, TAXPAYERS_FILE, TaxSystem
+from broker.validation import contracts
 from tests.adapters.support import TEST_SECRET
 
 PSEUDONYMISE = Pseudonymiser(TEST_SECRET.encode())
@@ -117,6 +118,24 @@ def test_the_whole_export_and_the_gateway_map_to_valid_pseudonymised_entities(
     assert entity["taxIdentifierHash"]["value"] == hashed
     assert entity["taxpayerType"]["value"] == "legalPerson"
     assert {e["@context"][0] for e in everything} == {"https://cetate.city/ns/context.jsonld"}
+
+
+MONEY = ("amount", "installments", "balance", "payment")
+
+
+def test_every_sum_of_money_goes_in_a_personal_attribute(system: TaxSystem) -> None:
+    rows = export(system)
+    ledger = ledger_of(rows[TAXPAYERS_FILE], rows[OBLIGATIONS_FILE])
+    published = [map_obligation(parse_obligation(r), ledger, PSEUDONYMISE)
+                 for r in rows[OBLIGATIONS_FILE]]
+    published += [map_payment(parse_payment(p), ledger, PSEUDONYMISE) for p in system.gateway]
+    for entity in published:
+        contract = contracts().named(entity["type"])
+        for name in entity:
+            if any(word in name.lower() for word in MONEY) and name != "paymentChannel" \
+                    and name != "paymentMethod":
+                assert contract.personal_data(name) == "personal", (entity["type"], name)
+    assert not any("earlyPaymentDiscount" in e for e in published)
 
 
 def test_an_obligation_in_detail(system: TaxSystem) -> None:
