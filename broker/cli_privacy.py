@@ -135,15 +135,13 @@ def _tenants(args: argparse.Namespace) -> list[str]:
 
 
 async def _open_audit(store_url: str) -> Any:
-    """The store's audit log, opened (None when CETATE_AUDIT=off)."""
+    """The store's audit log, opened as `cetate audit` opens it (None when CETATE_AUDIT=off)."""
+    from broker.cli_audit import _open_log
     from broker.settings import from_env
-    from security.audit.log import AuditLog, config_for
 
-    settings = from_env().with_overrides(store=store_url)
-    if not settings.audit:
+    if not from_env().with_overrides(store=store_url).audit:
         return None
-    log = AuditLog(config_for(settings.store, settings.audit_store, settings.audit_key_dir,
-                              settings.audit_origin, settings.pseudonym_key_file))
+    log = _open_log(store_url)
     await log.open()
     return log
 

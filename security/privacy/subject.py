@@ -157,6 +157,8 @@ def recipients_of(entries: Iterable[Mapping[str, Any]], entity_ids: Iterable[str
 class AuditReader(Protocol):
     """What the searches need of the audit log (security/audit/log.py AuditLog)."""
 
+    async def flush(self) -> None: ...
+
     async def query(self, q: EntryQuery) -> list[tuple[int, bytes]]: ...
 
 
@@ -203,6 +205,7 @@ async def find(store: Store, tenants: Sequence[str], subject: str, *,
 async def audit_entries_about(audit: AuditReader, entity_ids: Iterable[str],
                               tenants: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The decoded audit entries naming any of these entities (paged through the log)."""
+    await audit.flush()  # reads' entries are queued: count them too
     out: dict[int, dict[str, Any]] = {}
     allowed = None if tenants is None else set(tenants)
     for entity_id in dict.fromkeys(entity_ids):
