@@ -28,6 +28,7 @@ import orjson
 
 from broker.errors import BadRequestData, InternalError
 from broker.store import postgres_subscriptions as subs
+from broker.store.postgres_audit import PostgresStoreAudit
 from broker.store.postgres_migrate import migrate_postgres
 from broker.store.postgres_outbox import PostgresOutbox
 from broker.store.postgres_query import compile_where
@@ -116,6 +117,7 @@ class PostgresStore:
         self._analyzing: asyncio.Task[None] | None = None
         self._observer: WriteObserver | None = None
         self._outbox = PostgresOutbox(self._connection)
+        self._audit = PostgresStoreAudit(dsn, self._connection, lambda: self._accepting)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -575,6 +577,11 @@ class PostgresStore:
     @property
     def outbox(self) -> PostgresOutbox:
         return self._outbox
+
+    @property
+    def audit(self) -> PostgresStoreAudit:
+        """The audit log's committer and storage in this database (security/audit/log.py)."""
+        return self._audit
 
     async def _in_transaction(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`run` in one read-committed transaction, retried (as writes are) when PostgreSQL
