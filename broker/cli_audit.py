@@ -51,9 +51,10 @@ def _open_log(store: str) -> AuditLog:
         return AuditLog(config)
     scheme = store.partition("://")[0].lower()
     if scheme in ("postgresql", "postgres"):
+        from broker.store.postgres import split_url
         from broker.store.postgres_audit import PostgresAuditStorage
 
-        pg = PostgresAuditStorage(store)
+        pg = PostgresAuditStorage(split_url(store)[0])
         return AuditLog(config, pg, committer=ThreadedCommitter(pg))
     path = sqlite_path(store)
     if not path.exists():

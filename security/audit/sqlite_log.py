@@ -15,7 +15,8 @@ Rows per entry, kept few (each is a b-tree insert in the commit): one leaf row h
 its hash, the query columns, its first entity id and its kept details (erasure sets them NULL);
 an audit_entities row only for a second or later entity id; inner nodes only from level
 NODE_MIN_LEVEL up (1/8 row per entry), lower perfect subtrees being folded from at most
-2^NODE_MIN_LEVEL - 1 leaf hashes when a proof needs them.
+2^NODE_MIN_LEVEL - 1 leaf hashes when a proof needs them. Indexes: time and first entity (an
+index insert costs about as much as a row); a query by principal and an erasure scan the leaves.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ CREATE TABLE IF NOT EXISTS audit_leaves (
     kept BLOB
 );
 CREATE INDEX IF NOT EXISTS audit_leaves_time ON audit_leaves(time);
-CREATE INDEX IF NOT EXISTS audit_leaves_subject ON audit_leaves(subject);
 CREATE INDEX IF NOT EXISTS audit_leaves_entity ON audit_leaves(entity) WHERE entity IS NOT NULL;
 CREATE TABLE IF NOT EXISTS audit_entities (
     entity TEXT NOT NULL,

@@ -21,7 +21,6 @@ CREATE TABLE audit_leaves (
     kept BLOB
 );
 CREATE INDEX audit_leaves_time ON audit_leaves(time);
-CREATE INDEX audit_leaves_subject ON audit_leaves(subject);
 CREATE INDEX audit_leaves_entity ON audit_leaves(entity) WHERE entity IS NOT NULL;
 CREATE TABLE audit_entities (
     entity TEXT NOT NULL,

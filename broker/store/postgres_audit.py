@@ -1,0 +1,286 @@
+"""The audit log in the PostgreSQL database every replica shares: one log for all of them.
+
+Sequencing: each append batch runs in one transaction that first takes a transaction-scoped
+advisory lock (pg_advisory_xact_lock(AUDIT_LOCK_KEY)), then reads the tree size and frontier,
+numbers its leaves from there and writes leaves, nodes and the new frontier in one statement
+each (unnest of arrays). The lock is released by COMMIT or ROLLBACK, so replicas on any number of
+hosts never give one index twice, and a crash leaves the last committed tree, whole.
+Batches: entries are queued per process; one flusher drains the queue into one transaction at a
+time, so what arrives during a commit forms the next batch (PostgreSQL's own group commit
+shares the WAL flush with concurrent entity writes). A write's entry waits for its batch's
+commit (durable before the response); a read's entry rides with the next batch.
+
+Reads for the log's reader thread (the synchronous AuditStorage protocol) run on a connection
+and an event loop of that thread's own (PostgresAuditStorage), and serve the CLI too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import asyncpg
+
+from security.audit.entry import Detail, Sealed
+from security.audit.log import GROUP_COMMIT_MAX, EntryQuery, settle
+from security.audit.merkle import Frontier, leaf_hash, root
+from security.audit.sqlite_log import NODE_MIN_LEVEL, QUERY_COLUMNS, kept_details, parse_details
+
+log = logging.getLogger("cetate.audit")
+T = TypeVar("T")
+
+AUDIT_LOCK_KEY = 0x636574617564  # "cetaud": beside the store's other advisory lock keys
+CONNECT_TIMEOUT_S = 10.0
+Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+Pending = tuple[Sealed, "asyncio.Future[int]"]
+
+_INSERT_LEAVES = """
+INSERT INTO audit_leaves (idx, entry, hash, time, subject, tenant, action, purpose, decision,
+                          status, entity, kept)
+SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[],
+                     $11::text[], $12::bytea[])"""
+_INSERT_NODES = """
+INSERT INTO audit_nodes (level, idx, hash)
+SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])"""
+_INSERT_ENTITIES = """
+INSERT INTO audit_entities (entity, idx) SELECT * FROM unnest($1::text[], $2::bigint[])"""
+
+
+async def append_batch(conn: asyncpg.Connection, batch: Sequence[Sealed]) -> int:
+    """Number and write a batch in the caller's transaction, under the advisory lock; its
+    first index."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK_KEY)
+    size, blob = await conn.fetchrow("SELECT size, frontier FROM audit_tree WHERE id = 1")
+    frontier = Frontier.from_bytes(size, bytes(blob))
+    cols: list[list[Any]] = [[] for _ in range(12)]
+    nodes: list[list[Any]] = [[], [], []]
+    entities: list[list[Any]] = [[], []]
+    for sealed in batch:
+        idx = frontier.size
+        h = leaf_hash(sealed.entry)
+        for level, nidx, nhash in frontier.append(h):
+            if level >= NODE_MIN_LEVEL:
+                nodes[0].append(level)
+                nodes[1].append(nidx)
+                nodes[2].append(nhash)
+        c = sealed.columns
+        ids = sealed.entity_ids
+        for col, value in zip(cols, (idx, sealed.entry, h, c["time"], c["subject"], c["tenant"],
+                                     c["action"], c["purpose"], c["decision"], c["status"],
+                                     ids[0] if ids else None, kept_details(sealed.details)),
+                              strict=True):
+            col.append(value)
+        for e in set(ids[1:]) - {ids[0]} if len(ids) > 1 else ():
+            entities[0].append(e)
+            entities[1].append(idx)
+    await conn.execute(_INSERT_LEAVES, *cols)
+    if nodes[0]:
+        await conn.execute(_INSERT_NODES, *nodes)
+    if entities[0]:
+        await conn.execute(_INSERT_ENTITIES, *entities)
+    await conn.execute("UPDATE audit_tree SET size = $1, frontier = $2 WHERE id = 1",
+                       frontier.size, frontier.to_bytes())
+    return int(size)
+
+
+async def add_checkpoint(conn: asyncpg.Connection, size: int, note: str) -> None:
+    await conn.execute("INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2) "
+                       "ON CONFLICT (size) DO UPDATE SET note = excluded.note", size, note)
+
+
+async def erase_subject(conn: asyncpg.Connection, subject: str) -> int:
+    status = await conn.execute("UPDATE audit_leaves SET kept = NULL WHERE subject = $1 AND "
+                                "kept IS NOT NULL", subject)
+    return int(status.split()[-1])
+
+
+class PostgresStoreAudit:
+    """The audit Committer of a PostgresStore (security/audit/log.py), and its read storage."""
+
+    def __init__(self, dsn: str, connect: Connect, accepting: Callable[[], bool]) -> None:
+        self.storage = PostgresAuditStorage(dsn)
+        self._connect = connect  # a pooled connection of the store
+        self._accepting = accepting
+        self._queue: list[Pending] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flusher(), name="audit-flusher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def ready(self) -> bool:
+        return self._accepting()
+
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+        self._queue.append((sealed, future))
+        if urgent or len(self._queue) >= GROUP_COMMIT_MAX:
+            self._wakeup.set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def add_checkpoint(self, size: int, note: str) -> None:
+        async with self._connect() as conn:
+            await add_checkpoint(conn, size, note)
+
+    async def erase_subject(self, subject: str) -> int:
+        async with self._connect() as conn:
+            return await erase_subject(conn, subject)
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
+                try:
+                    async with self._connect() as conn, conn.transaction():
+                        first = await append_batch(conn, [s for s, _ in batch])
+                except Exception as exc:
+                    log.exception("audit append of %d entries failed", len(batch))
+                    settle(batch, exc)
+                    continue
+                settle(batch, first)
+
+
+class PostgresAuditStorage:
+    """The AuditStorage protocol (synchronous) on the audit tables of a PostgreSQL database:
+    per calling thread, a connection and an event loop of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        if dsn.startswith("postgres://"):
+            dsn = "postgresql://" + dsn[len("postgres://"):]
+        self.dsn = dsn
+        self._local = threading.local()
+        self._all: list[tuple[asyncio.AbstractEventLoop, asyncpg.Connection]] = []
+        self._lock = threading.Lock()
+
+    def _run(self, use: Callable[[asyncpg.Connection], Coroutine[Any, Any, T]]) -> T:
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            conn = loop.run_until_complete(asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S))
+            self._local.loop, self._local.conn = loop, conn
+            with self._lock:
+                self._all.append((loop, conn))
+        return loop.run_until_complete(use(self._local.conn))
+
+    def open(self) -> None:
+        return None  # the store's migrations made the tables
+
+    def close(self) -> None:
+        # Each connection is closed on its own loop; called from the thread that used it last,
+        # the loops are idle by then.
+        with self._lock:
+            for loop, conn in self._all:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(conn.close())
+                loop.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
+        async def run(conn: asyncpg.Connection) -> tuple[int, Frontier]:
+            async with conn.transaction():
+                first = await append_batch(conn, batch)
+            return first, await _head(conn)
+        return self._run(run)
+
+    def add_checkpoint(self, size: int, note: str) -> None:
+        self._run(lambda c: add_checkpoint(c, size, note))
+
+    def erase_subject(self, subject: str) -> int:
+        return self._run(lambda c: erase_subject(c, subject))
+
+    def head(self) -> Frontier:
+        return self._run(_head)
+
+    def perfect(self, level: int, index: int) -> bytes:
+        return self._run(lambda c: _perfect(c, level, index))
+
+    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        async def run(conn: asyncpg.Connection) -> list[tuple[int, bytes]]:
+            rows = await conn.fetch("SELECT idx, entry FROM audit_leaves WHERE idx >= $1 AND "
+                                    "idx < $2 ORDER BY idx", start, end)
+            return [(r[0], bytes(r[1])) for r in rows]
+        return self._run(run)
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        async def run(conn: asyncpg.Connection) -> tuple[int, str] | None:
+            row = await conn.fetchrow("SELECT size, note FROM audit_checkpoints "
+                                      "ORDER BY size DESC LIMIT 1")
+            return (row[0], row[1]) if row else None
+        return self._run(run)
+
+    def checkpoint_at(self, size: int) -> str | None:
+        async def run(conn: asyncpg.Connection) -> str | None:
+            note: str | None = await conn.fetchval(
+                "SELECT note FROM audit_checkpoints WHERE size = $1", size)
+            return note
+        return self._run(run)
+
+    def details(self, idx: int) -> list[Detail]:
+        async def run(conn: asyncpg.Connection) -> list[Detail]:
+            kept = await conn.fetchval("SELECT kept FROM audit_leaves WHERE idx = $1", idx)
+            return parse_details(bytes(kept) if kept is not None else None)
+        return self._run(run)
+
+    def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
+        where = ["idx >= $1"]
+        params: list[Any] = [q.after]
+
+        def arg(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+        if q.since:
+            where.append(f"time >= {arg(q.since)}")
+        if q.until:
+            where.append(f"time < {arg(q.until)}")
+        for column in QUERY_COLUMNS:
+            value = getattr(q, column)
+            if value is not None:
+                where.append(f"{column} = {arg(value)}")
+        if q.entity is not None:
+            p = arg(q.entity)
+            where.append(f"(entity = {p} OR idx IN (SELECT idx FROM audit_entities "
+                         f"WHERE entity = {p}))")
+        sql = (f"SELECT idx, entry FROM audit_leaves WHERE {' AND '.join(where)} "
+               f"ORDER BY idx LIMIT {arg(q.limit)}")
+
+        async def run(conn: asyncpg.Connection) -> list[tuple[int, bytes]]:
+            return [(r[0], bytes(r[1])) for r in await conn.fetch(sql, *params)]
+        return self._run(run)
+
+
+async def _head(conn: asyncpg.Connection) -> Frontier:
+    size, blob = await conn.fetchrow("SELECT size, frontier FROM audit_tree WHERE id = 1")
+    return Frontier.from_bytes(size, bytes(blob))
+
+
+async def _perfect(conn: asyncpg.Connection, level: int, index: int) -> bytes:
+    if level >= NODE_MIN_LEVEL:
+        found = await conn.fetchval("SELECT hash FROM audit_nodes WHERE level = $1 AND idx = $2",
+                                    level, index)
+        if found is None:
+            raise LookupError(f"no subtree ({level}, {index}) in the audit log")
+        return bytes(found)
+    lo, n = index << level, 1 << level
+    rows = await conn.fetch("SELECT hash FROM audit_leaves WHERE idx >= $1 AND idx < $2 "
+                            "ORDER BY idx", lo, lo + n)
+    if len(rows) != n:
+        raise LookupError(f"no subtree ({level}, {index}) in the audit log")
+    hashes = [bytes(r[0]) for r in rows]
+    return hashes[0] if n == 1 else root(hashes)
+
