@@ -115,3 +115,16 @@ async def test_an_adapter_tripping_on_a_record_dead_letters_it(
     [letter] = dead_letters(adapter_state)
     assert (counters.published, letter["position"]) == (2, 2)
     assert letter["reason"] == "the adapter failed on this record: KeyError('vendor_field')"
+
+
+async def test_a_batch_over_the_broker_body_limit_goes_in_halves(
+        stopped_broker: BrokerProcess, tmp_path: Path, adapter_state: Path, adapter_secret: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CETATE_MAX_BODY_BYTES", "20000")  # ~30 of these entities
+    broker = stopped_broker.start()
+    path = tmp_path / "readings.jsonl"
+    write_readings(path, 120)
+    counters = await run(Readings(), {"path": str(path)},
+                         options(broker, adapter_state, batch_size=100))
+    assert (counters.published, counters.rejected) == (120, 0)
+    assert len(broker_entities(broker.url, "Vehicle", SDM_TRANSPORTATION)) == 120
