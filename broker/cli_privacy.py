@@ -65,11 +65,23 @@ def _report(args: argparse.Namespace) -> int:
     from broker.validation.contracts import contracts
     from security.privacy.report import as_json, as_text, records
 
-    items = records(_policy(args), contracts())
+    policy = _policy(args)
+    items = records(policy, contracts())
     if args.json:
         print(json.dumps(as_json(items), indent=2, ensure_ascii=False))
-    else:
-        print(as_text(items))
+        return 0
+    print(as_text(items))
+    # What art. 30(1) asks beside the per-type records: the purposes (b) and the recipients (d)
+    # spelt out, and what the broker cannot know (a, e, g), for the DPO to complete.
+    print("Purposes of the processing (art. 30(1)(b)):")
+    for name, text in sorted(policy.purposes.items()):
+        print(f"  {name}: {text}")
+    print("\nRecipients, by role (art. 30(1)(d)):")
+    for name, text in sorted(policy.roles.items()):
+        print(f"  {name}: {text}")
+    print("\nNot held by the broker, to add to this record: the controller's and the DPO's "
+          "contact\ndetails (a), transfers to third countries (e), the security measures "
+          "(g; see docs/privacy.md).")
     return 0
 
 

@@ -65,8 +65,11 @@ def _authorise(request: web.Request, action: str, record: AuditRecord) -> Princi
         record.note(decision="deny", rule="access-control-off")
         raise Forbidden(OFF_DETAIL)
     principal = principal_of(request)
-    decision = access.policies.decide(principal, action, Resource.of_api(RESOURCE),
-                                      purpose_of(request.headers))
+    purpose = purpose_of(request.headers)
+    if not principal.may_claim(purpose):
+        record.note(decision="deny", rule="identity.purpose-not-granted")
+        raise Forbidden(f"Purpose {purpose!r} is not granted to this principal")
+    decision = access.policies.decide(principal, action, Resource.of_api(RESOURCE), purpose)
     record.note(decision="allow" if decision.allowed else "deny",
                 rule=",".join(decision.rules))
     if not decision.allowed:
