@@ -24,7 +24,9 @@ The SDK runs the pipeline; a vendor writes only the hooks below:
   `pseudonymise(kind, value)`: HMAC-SHA256 keyed by the adapter's secret, 64 hex digits (the
   contracts' keyedHash). Never in clear, never a plain hash.
 - A record that cannot be parsed or mapped raises BadRecord(reason): it is dead-lettered with
-  that reason, and the run goes on. Any other exception is a bug and stops the run.
+  that reason, and the run goes on. Any other exception from parse or map is dead-lettered too
+  ("the adapter failed on this record: ..."), its traceback logged: bad data never ends a run.
+- A record is published whole or dead-lettered whole (one invalid entity takes its siblings).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = ["CETATE_CONTEXT", "Adapter", "AdapterError", "BadRecord", "BrokerUnav
 
 CETATE_CONTEXT = "https://cetate.city/ns/context.jsonld"
 
-Config = Mapping[str, Any]  # the adapter's section of --config FILE (TOML or JSON)
+Config = Mapping[str, Any]  # --config FILE (TOML/JSON), its [<name>] table merged over the top
 Entity = dict[str, Any]  # an NGSI-LD entity, normalized form
 Position = int | str  # where a raw record sits in its stream; JSON-serialisable, increasing
 Pseudonymise = Callable[[str, str], str]  # (kind, value) -> 64 hex digits, e.g. ("plate", ...)
