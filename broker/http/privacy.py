@@ -155,7 +155,8 @@ def add_routes(app: web.Application) -> None:
 
 def purge_job(app: web.Application) -> purging.PurgeJob:
     """The app's purge job (CETATE_PURGE_INTERVAL, CETATE_PRIVACY_TENANTS), each batch removed
-    recorded durably in the audit log. Made once; start()/stop() it with the store."""
+    recorded durably in the audit log. Call it in create_app (before the app starts, which
+    freezes its state); start() it once the store is open, stop() it on shutdown."""
     job = app.get(PURGE_JOB)
     if job is None:
         async def audited(batch: purging.PurgedBatch) -> None:
@@ -164,7 +165,10 @@ def purge_job(app: web.Application) -> purging.PurgeJob:
             if pending is not None:
                 await pending
 
-        job = purging.PurgeJob(app[BROKER].store, interval_s=purging.interval_from_env(),
-                               on_batch=audited)
+        try:
+            interval = purging.interval_from_env()
+        except ValueError as exc:  # a misconfiguration stops the start, as settings do
+            raise SystemExit(str(exc)) from None
+        job = purging.PurgeJob(app[BROKER].store, interval_s=interval, on_batch=audited)
         app[PURGE_JOB] = job
     return job

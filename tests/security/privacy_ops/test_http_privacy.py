@@ -194,3 +194,17 @@ async def test_refused_while_access_control_is_off(tmp_path: Path,
         assert r.status_code == 403 and "access control" in r.json()["detail"]
         (logged,) = await served.entries(action="privacy.subject.export")
         assert logged["decision"] == "deny" and logged["rule"] == "access-control-off"
+
+
+async def test_erasure_erases_the_subjects_own_audit_details(broker: Broker) -> None:
+    # A data subject who acted as a principal under the pseudonym (a citizen portal's token):
+    # the details its entries commit to go; the leaves stay.
+    await broker.http.get("/ngsi-ld/v1/types", headers=bearer(P, "city-it"))
+    log = broker.app[audit.AUDIT]
+    await log.flush()
+    own = await log.query(EntryQuery(subject=log.pseudonyms(P)))
+    assert own
+    r = await broker.http.post(ERASE, json={"subject": P}, headers=DPO)
+    assert r.status_code == 200
+    assert r.json()["auditLog"]["detailsErased"] == len(own)
+    assert await log.query(EntryQuery(subject=log.pseudonyms(P))) == own  # leaves unchanged
