@@ -183,7 +183,7 @@ class Pipeline:
             log.info("%s resumes after %s", self.adapter.name, positions)
         queue: asyncio.Queue[Raw | None] = asyncio.Queue(self.options.batch_size * QUEUE_BATCHES)
         reader = asyncio.create_task(_pump(source.read(dict(positions)), queue))
-        progress = _progress(source, self.options)
+        progress = _progress(source, self.options, positions)
         last_log = time.monotonic()
         state, ended = "failed", False
         try:
@@ -238,13 +238,16 @@ async def _pump(records: AsyncIterator[Raw], queue: asyncio.Queue[Raw | None]) -
     await queue.put(None)
 
 
-def _progress(source: Source, options: Options) -> Any:
+def _progress(source: Source, options: Options, positions: Mapping[str, Any]) -> Any:
     if not options.progress or source.total is None:
         return None
     from tqdm import tqdm
 
-    total = source.total if options.limit is None else min(source.total, options.limit)
-    return tqdm(total=total, unit="rec", desc="import")
+    # Sources that know their total (files) count positions in records: a resumed import's
+    # bar starts where the checkpoint is.
+    done = sum(p for p in positions.values() if isinstance(p, int))
+    total = source.total if options.limit is None else min(source.total, done + options.limit)
+    return tqdm(total=total, initial=min(done, total), unit="rec", desc="import")
 
 
 async def run(adapter: Adapter, config: Config, options: Options) -> Counters:
