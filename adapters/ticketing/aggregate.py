@@ -4,9 +4,12 @@ No card, no time finer than the hour, no product, no rider category: a count of 
 validations (passengers who boarded with a valid fare) per GTFS stop per clock hour (UTC, so a
 DST change never makes two hours one). Published as Smart Data Models Transportation
 `CrowdFlowObserved` entities, the SDM type for "people counted at a place over a period":
-`peopleCount` over [`dateObservedFrom`, `dateObservedTo`), at the stop's `location`, the stop's
-GtfsStop id in `seeAlso`. contracts/ has no contract for that type yet (see
-PROPOSED_CONTRACT below): the broker stores it unchecked until one is added.
+`peopleCount` over [`dateObservedFrom`, `dateObservedTo`) (`dateObserved`, which the SDM schema
+requires, is that hour as an ISO 8601 interval), at the stop's `location`, the stop's GtfsStop
+id in `seeAlso`; every attribute is in the upstream schema (dataModel.Transportation
+CrowdFlowObserved/schema.json: GSMA-Commons, Location-Commons and its own). contracts/ has no
+contract for that type yet (see PROPOSED_CONTRACT below): the broker stores it unchecked until
+one is added.
 
 An hour is counted from all of its taps at once (the simulator serves a whole hour, as a back
 office's end-of-hour export would), so a recount is the same count: the upsert is idempotent
@@ -81,7 +84,8 @@ def count_entity(count: StopHour, network: Network) -> dict[str, Any]:
         "id": f"{urn('CrowdFlowObserved', feed, count.stop_id)}:{stamp}",
         "type": "CrowdFlowObserved",
         "peopleCount": prop(count.boardings),
-        "dateObserved": prop(start.isoformat()),
+        # SDM: an instant or an ISO 8601 interval; the hour is the interval.
+        "dateObserved": prop(f"{start.isoformat()}/{end.isoformat()}"),
         "dateObservedFrom": prop(start.isoformat()),
         "dateObservedTo": prop(end.isoformat()),
         "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},

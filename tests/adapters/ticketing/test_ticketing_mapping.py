@@ -149,6 +149,7 @@ def test_hourly_aggregate_counts_boardings_and_names_no_card(system: TicketingSy
     assert first["id"] == "urn:ngsi-ld:CrowdFlowObserved:rat-craiova:S01:2026-12-01T03Z"
     assert first["dateObservedFrom"]["value"] == "2026-12-01T03:00:00+00:00"
     assert first["dateObservedTo"]["value"] == "2026-12-01T04:00:00+00:00"
+    assert first["dateObserved"]["value"] == "2026-12-01T03:00:00+00:00/2026-12-01T04:00:00+00:00"
     assert first["seeAlso"]["value"] == ["urn:ngsi-ld:GtfsStop:rat-craiova:S01"]
     text = json.dumps(entities)
     assert "TransitCard" not in text and "card" not in text.lower()
