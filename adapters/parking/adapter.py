@@ -17,7 +17,8 @@ Streams and what a restart does: `zones` is read again at every start (the catal
 other record is checked against); `sensors` resumes from the MQTT session, and since the
 sensors' states are retained messages, every space's latest state comes again whatever was
 in flight at a crash; `carparks` is a state poll, read again; each export file is a stream
-whose checkpoint is its last published row, so no session is lost or doubled.
+whose checkpoint is its last published row, so no session is lost or doubled. A refused row
+is dead-lettered with its phone number and plate masked (the export file keeps them).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class ExportDirectory(BaseSource):
             for path in paths:
                 async for raw in Files(path, delimiter=";").read(done):
                     done[raw.stream] = int(raw.position)
+                    if raw.error:  # dead-lettered unparsed: masked here
+                        parse.mask_identifiers(raw.data)
                     yield raw
 
 
@@ -136,7 +139,13 @@ class ParkingAdapter(Adapter):
             return [parse.parse_sensor_event(payload)]
         if raw.stream == CAR_PARKS:
             return [parse.parse_car_park(raw.data)]
-        return [parse.parse_sms_row(raw.data, int(raw.position))]
+        try:
+            session = parse.parse_sms_row(raw.data, int(raw.position))
+        finally:
+            # read: the row's identifiers are no longer needed in clear, and a dead letter
+            # (this row refused here, by the contracts or by the broker) must not hold them
+            parse.mask_identifiers(raw.data)
+        return [session]
 
     def map(self, record: Any, pseudonymise: Pseudonymise) -> Iterable[Entity]:
         if isinstance(record, parse.Zone):

@@ -253,6 +253,24 @@ def _local_start(text: str) -> str:
     return moment.replace(tzinfo=LOCAL_TIME).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+MASK = "<masked>"  # what a dead letter shows of a plate or a phone number
+
+
+def mask_identifiers(row: Any) -> Any:
+    """The export row (a {column: text} dict, or the list of a short row) with its phone
+    number and plate masked, in place: a dead letter keeps the row's stream and position (the
+    export file still has it), never the identifiers in clear."""
+    if isinstance(row, dict):
+        for column in ("msisdn", "plate"):
+            if column in row:
+                row[column] = MASK
+    elif isinstance(row, list):
+        for index in (SMS_COLUMNS.index("msisdn"), SMS_COLUMNS.index("plate")):
+            if index < len(row):
+                row[index] = MASK
+    return row
+
+
 def parse_sms_row(data: Any, line: int) -> SmsSession:
     """One row of the export, as {column: text} (adapters.sdk.sources.Files reads the CSV)."""
     if not isinstance(data, dict) or set(data) != set(SMS_COLUMNS):

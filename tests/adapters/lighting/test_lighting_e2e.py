@@ -37,9 +37,13 @@ def small(seed: int) -> Lighting:
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
-                     timeout: float = WAIT) -> None:
+                     timeout: float = WAIT, task: asyncio.Task[Any] | None = None) -> None:
+    """Wait until `check()` holds; fail after `timeout`, or as soon as `task` (an adapter
+    running in this process) ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if task is not None and task.done():
+            raise AssertionError(f"the adapter ended before {what}: {task.exception()!r}")
         result = check()
         if await result if isinstance(result, Awaitable) else result:
             return
@@ -188,15 +192,18 @@ async def test_a_change_on_the_broker_is_sent_to_the_cms_and_its_outcome_recorde
         pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
     cms = small(8)
     async with serving(cms) as url:
+        options = Options(broker=broker.url, state_dir=adapter_state, linger=0.1)
         task = asyncio.create_task(run(LightingAdapter(), {"cms": url, "interval": 0.1},
-                                       Options(broker=broker.url, state_dir=adapter_state,
-                                               linger=0.1)))
+                                       options))
         try:
             await _dim_and_refuse(broker.url, cms, task)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            options.stop.set()  # as SIGTERM stops it: the batch held is sent, then it ends
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 15)
+            except TimeoutError:
+                task.cancel()
+                raise AssertionError("the adapter did not stop within 15 s") from None
 
 
 async def _dim_and_refuse(broker: str, cms: Lighting, task: asyncio.Task[Any]) -> None:
@@ -209,12 +216,11 @@ async def _dim_and_refuse(broker: str, cms: Lighting, task: asyncio.Task[Any]) -
             return dict(answer.json()) if answer.status_code == 200 else {}
 
         async def annotated(entity_id: str, words: str) -> bool:
-            assert not task.done(), task.exception()
             notes = (await entity(entity_id)).get("annotations", {}).get("value", [])
             return any(words in note for note in notes)
 
         await eventually(lambda: len(held(broker, "Streetlight", STREETLIGHTING)) == 30,
-                         "the lamps published")
+                         "the lamps published", task=task)
         await asyncio.sleep(0.5)  # the adapter's own publications notified (and skipped)
         assert cms.commands == 0  # its own publications sent no command
         # city IT dims lamp 1 to 30 %
@@ -222,24 +228,26 @@ async def _dim_and_refuse(broker: str, cms: Lighting, task: asyncio.Task[Any]) -
                                  json={"illuminanceLevel": {"type": "Property", "value": 0.3}})
         assert patch.status_code == 204, patch.text
         await eventually(lambda: cms.controllers["LC-000001"]["dimLevel"] == 30,
-                         "the CMS dimming the lamp")
+                         "the CMS dimming the lamp", task=task)
         await eventually(lambda: annotated(light, "command dim:30 executed"),
-                         "the outcome on the Streetlight")
+                         "the outcome on the Streetlight", task=task)
         await eventually(lambda: _holds(entity(light), "powerState", "low"),
-                         "the lamp's new state published from the CMS")
+                         "the lamp's new state published from the CMS", task=task)
         # lamp 2's controller is unreachable: switching it off is refused by the CMS
         cms.controllers["LC-000002"]["faults"] = ["COMM_LOSS"]
         cms._changed("controller", "LC-000002")
-        await eventually(lambda: _holds(entity(other), "powerState", "on"), "lamp 2 on")
+        await eventually(lambda: _holds(entity(other), "powerState", "on"), "lamp 2 on",
+                         task=task)
         patch = await http.patch(f"/ngsi-ld/v1/entities/{other}/attrs",
                                  json={"powerState": {"type": "Property", "value": "off"}})
         assert patch.status_code == 204, patch.text
-        await eventually(lambda: annotated(other, "rejected"), "the refusal recorded")
+        await eventually(lambda: annotated(other, "rejected"), "the refusal recorded",
+                         task=task)
         notes = (await entity(other))["annotations"]["value"]
         assert "controller unreachable (COMM_LOSS)" in notes[0]
         assert cms.controllers["LC-000002"]["state"] == "ON"
         await eventually(lambda: _holds(entity(other), "powerState", "on"),
-                         "the state the lamp really has, back on the broker")
+                         "the state the lamp really has, back on the broker", task=task)
         assert cms.commands == 2
 
 

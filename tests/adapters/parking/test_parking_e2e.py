@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import pytest
 
 from adapters.parking.adapter import PARKING, SESSION_CONTEXT, ParkingAdapter
@@ -34,15 +35,21 @@ from tests.adapters.support import (
     spawn_cli,
 )
 from tests.adapters.support import entities as held
+from tests.broker.subscriptions.conftest import serving_receiver
 
 WAIT = 20.0
+STOP_WITHIN = 15.0  # seconds a stopped adapter may take to send its last batch
 SPACES, ZONES, CAR_PARKS = 120, 5, 4
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
-                     timeout: float = WAIT) -> None:
+                     timeout: float = WAIT, task: asyncio.Task[Any] | None = None) -> None:
+    """Wait until `check()` holds; fail after `timeout`, or as soon as `task` (an adapter
+    running in this process) ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if task is not None and task.done():
+            raise AssertionError(f"the adapter ended before {what}: {task.exception()!r}")
         result = check()
         if await result if isinstance(result, Awaitable) else result:
             return
@@ -92,23 +99,27 @@ def mirrors(found: dict[str, list[dict[str, Any]]], sim: ParkingSimulator) -> bo
 @contextlib.asynccontextmanager
 async def running(sim: ParkingSimulator, broker: BrokerProcess, state: Path,
                   **config: Any) -> AsyncIterator[asyncio.Task[Any]]:
+    """The adapter in this process, stopped as SIGTERM stops it (the batch held is sent)."""
+    options = Options(broker=broker.url, state_dir=state, linger=0.1)
     task = asyncio.create_task(run(ParkingAdapter(), {**sim.config(), "interval": 0.2,
-                                                      **config},
-                                   Options(broker=broker.url, state_dir=state, linger=0.1)))
+                                                      **config}, options))
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        options.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_WITHIN)
+        except TimeoutError:
+            task.cancel()
+            raise AssertionError(f"the adapter did not stop within {STOP_WITHIN} s") from None
 
 
 async def test_every_system_is_published_valid_and_pseudonymised(
         simulator: ParkingSimulator, broker: BrokerProcess, adapter_state: Path,
         adapter_secret: str) -> None:
     async with running(simulator, broker, adapter_state) as task:
-        await eventually(lambda: not task.done() and mirrors(parking(broker.url), simulator),
-                         "the broker holding what the simulator produced")
+        await eventually(lambda: mirrors(parking(broker.url), simulator),
+                         "the broker holding what the simulator produced", task=task)
     found = parking(broker.url)
     assert [len(found[t]) for t in ("ParkingSpot", "OnStreetParking", "OffStreetParking",
                                     "ParkingSession")] == [SPACES, ZONES, CAR_PARKS, 12]
@@ -149,15 +160,15 @@ async def test_bad_vendor_data_ends_in_the_dead_letter_file(
         adapter_secret: str) -> None:
     async with running(simulator, broker, adapter_state) as task:
         await eventually(lambda: len(held(broker.url, "ParkingSpot", PARKING)) == SPACES,
-                         "the spaces published")
+                         "the spaces published", task=task)
         for kind in ("sensor-truncated", "sensor-impossible", "sensor-unknown-zone",
                      "carpark-impossible", "sms-truncated", "sms-encoding", "sms-impossible",
                      "sms-unknown-zone"):
             await simulator.inject(kind, 2 if kind == "sms-impossible" else 1)
-        await eventually(lambda: not task.done() and len(dead_letters(adapter_state)) >= 9,
-                         "nine dead letters")
+        await eventually(lambda: len(dead_letters(adapter_state)) >= 9, "nine dead letters",
+                         task=task)
         await eventually(lambda: mirrors(parking(broker.url), simulator),
-                         "every good record published, the bad files' good rows too")
+                         "every good record published, the bad files' good rows too", task=task)
     letters = dead_letters(adapter_state)
     reasons = [letter["reason"] for letter in letters]
     assert len(letters) == 9, reasons
@@ -177,6 +188,16 @@ async def test_bad_vendor_data_ends_in_the_dead_letter_file(
     # nothing of a bad record was published
     ids = {e["id"] for kind in parking(broker.url).values() for e in kind}
     assert not any("BAD" in i for i in ids)
+    # and no dead letter holds a plate or a phone number in clear
+    rows = [letter["raw"] for letter in letters if letter["stream"].endswith(".csv")]
+    assert len(rows) == 5
+    for row in rows:
+        fields = row if isinstance(row, list) else [row["msisdn"], row["plate"]]
+        assert fields[1 if isinstance(row, list) else 0] == "<masked>"
+        assert fields[2 if isinstance(row, list) else 1] == "<masked>"
+    text = json.dumps(letters)
+    for session in simulator.state.sessions:
+        assert session["plate"] not in text and session["msisdn"] not in text
 
 
 async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
@@ -215,3 +236,55 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
         async with aiomqtt.Client("127.0.0.1", 1883, identifier=client, clean_session=True):
             pass  # the persistent session, discarded
     assert len(parking(broker.url)["ParkingSession"]) == 12 + 36 + 18
+
+
+async def test_a_subscription_receives_the_changes(
+        simulator: ParkingSimulator, broker: BrokerProcess, adapter_state: Path,
+        adapter_secret: str) -> None:
+    async with serving_receiver() as receiver, httpx.AsyncClient(base_url=broker.url) as http, \
+            running(simulator, broker, adapter_state) as task:
+        await eventually(lambda: mirrors(parking(broker.url), simulator), "the first state",
+                         task=task)
+        subscriptions = [
+            {"id": "urn:ngsi-ld:Subscription:tests-spots", "type": "Subscription",
+             "entities": [{"type": "ParkingSpot"}], "watchedAttributes": ["status"],
+             "notification": {"format": "keyValues",
+                              "endpoint": {"uri": f"{receiver.url}/spots"}},
+             "@context": PARKING},
+            {"id": "urn:ngsi-ld:Subscription:tests-sessions", "type": "Subscription",
+             "entities": [{"type": "ParkingSession"}],
+             "notification": {"format": "keyValues",
+                              "endpoint": {"uri": f"{receiver.url}/sessions"}},
+             "@context": SESSION_CONTEXT}]
+        for body in subscriptions:
+            answer = await http.post("/ngsi-ld/v1/subscriptions", json=body,
+                                     headers={"Content-Type": "application/ld+json"})
+            if answer.status_code in (404, 405):
+                pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
+            assert answer.status_code == 201, answer.text
+        before = simulator.state.truth()
+        await simulator.tick()
+        after = simulator.state.truth()
+        changed = {space: state.lower() for space, state in after["spots"].items()
+                   if before["spots"][space] != state}
+        new_sessions = set(after["sessions"]) - set(before["sessions"])
+        assert changed and new_sessions
+
+        def notified(path: str) -> dict[str, dict[str, Any]]:
+            return {entity["id"]: entity for r in receiver.received if r.path == path
+                    for entity in r.body["data"]}
+
+        def arrived() -> bool:
+            spots = notified("/spots")
+            sessions = notified("/sessions")
+            return all(spots.get(f"urn:ngsi-ld:ParkingSpot:craiova-{space}", {}).get("status")
+                       == state for space, state in changed.items()) and all(
+                f"urn:ngsi-ld:ParkingSession:craiova-sms-{s}" in sessions for s in new_sessions)
+
+        await eventually(arrived, "the notifications of the changed spaces and new sessions",
+                         task=task)
+    text = json.dumps([r.body for r in receiver.received])
+    for row in simulator.state.sessions:
+        assert normalise_plate(row["plate"]) not in text  # pseudonyms only, also notified
+    sessions = notified("/sessions")
+    assert all(len(s["plateHash"]) == 64 for s in sessions.values())
