@@ -208,3 +208,26 @@ async def test_erasure_erases_the_subjects_own_audit_details(broker: Broker) -> 
     assert r.status_code == 200
     assert r.json()["auditLog"]["detailsErased"] == len(own)
     assert await log.query(EntryQuery(subject=log.pseudonyms(P))) == own  # leaves unchanged
+
+
+async def test_subscribers_are_told_of_purged_entities(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.broker.subscriptions.conftest import serving_receiver
+
+    async for served in serve(tmp_path, monkeypatch, configured=False):
+        async with serving_receiver() as receiver:
+            r = await served.http.post("/ngsi-ld/v1/subscriptions", json={
+                "type": "Subscription", "entities": [{"type": VALIDATION}],
+                "notificationTrigger": ["entityDeleted"],
+                "notification": {"endpoint": {"uri": receiver.url,
+                                              "accept": "application/json"}}},
+                headers={"Content-Type": "application/json"})
+            assert r.status_code == 201, r.text
+            old = "urn:ngsi-ld:TicketValidation:rat:old"
+            await put(served.app[BROKER].store, "",
+                      entity(old, VALIDATION, OLD, passengerCount=prop(1)))
+            job = purge_job(served.app)
+            job.clock = lambda: parse_instant(NOW)
+            assert (await job.run_once()) is not None
+            await receiver.wait_for(1)
+            assert [d["id"] for d in receiver.received[0].body["data"]] == [old]
