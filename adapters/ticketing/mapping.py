@@ -162,8 +162,9 @@ def _money(row: GtfsRow, column: str) -> float:
         amount = Decimal(value)
     except ArithmeticError:
         amount = Decimal(-1)
-    if not amount.is_finite() or amount < 0:
-        raise BadRecord(f"{row.file} line {row.line}: {column} {value!r} is not an amount")
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise BadRecord(f"{row.file} line {row.line}: {column} {value!r} is not an amount "
+                        f"(lei, at most 2 decimals)")
     return float(amount)
 
 

@@ -29,6 +29,7 @@ LOCAL_TIME = ZoneInfo("Europe/Bucharest")
 GTFS_FILES = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "fare_products.txt")
 MAX_FEED_FILE = 64 * 1024 * 1024  # bytes of one unzipped file; a zip bomb is refused above it
 UTF8_BOM = b"\xef\xbb\xbf"
+CENTS = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,9 @@ def _amount(value: Any) -> Decimal | None:
         raise BadRecord("amount: not a number") from None
     if not amount.is_finite() or amount < 0:
         raise BadRecord("amount: negative or not finite")
-    return amount
+    if amount != amount.quantize(CENTS):
+        raise BadRecord("amount: more than 2 decimals (lei and bani)")
+    return amount.quantize(CENTS)
 
 
 def parse_tap(line: bytes | str) -> Tap:

@@ -120,6 +120,7 @@ def test_summer_time_and_explicit_offsets() -> None:
     ({"product": "ABON-ANUL-2019"}, "unknown fare product"),
     ({"result": "MAYBE"}, "unknown media, card_status or result code"),
     ({"amount": "-3.00"}, "amount: negative"),
+    ({"amount": "2.505"}, "amount: more than 2 decimals"),
     ({"direction": 2}, "direction: not 0 or 1"),
     ({"ts": "yesterday"}, "not an ISO 8601 time"),
     ({"card_uid": None}, "missing card_uid"),
