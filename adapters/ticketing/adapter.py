@@ -10,6 +10,11 @@ Config (the `ticketing` section of --config FILE; `run --simulate` fills `url` i
     feed_refresh = 86400       # seconds between two fetches of the feed (when following)
     page = 1000                # taps per request
     secret_file = "/etc/cetate/ticketing.key"   # the pseudonymisation key (card UIDs)
+    tenant = ""                # NGSILD-Tenant (the SDK's key)
+
+The hourly aggregate holds nothing about a person; to publish it apart from the validations
+(an open-data tenant), run a second instance with streams = ["hours"], its own tenant and its
+own state directory.
 """
 
 from __future__ import annotations
