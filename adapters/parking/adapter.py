@@ -1,6 +1,7 @@
 """The parking adapter: space sensors (MQTT), barrier car parks (HTTP) and pay-by-SMS exports
 (CSV files) -> ParkingSpot, OnStreetParking, OffStreetParking, ParkingSession, with plates
-and phone numbers pseudonymised.
+and phone numbers pseudonymised. A zone's OnStreetParking carries its free and occupied
+spaces once every space of it has reported, updated with each sensor event.
 
 Config (the `[parking]` section of --config, or what the simulator serves):
     api = "http://parking.example:8082"   # car parks (/api/carparks) and zones (/api/zones)
@@ -74,6 +75,7 @@ class ExportDirectory(BaseSource):
 
     async def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
         done = {k: v for k, v in checkpoint.items() if isinstance(v, int)}
+        whole: dict[str, tuple[int, int]] = {}  # files read to their end: (size, mtime)
         scan = 0
         while self.scans is None or scan < self.scans:
             if scan:
@@ -81,6 +83,10 @@ class ExportDirectory(BaseSource):
             scan += 1
             paths = sorted(self.directory.glob("*.csv")) if self.directory.is_dir() else []
             for path in paths:
+                stat = path.stat()
+                if whole.get(path.name) == (stat.st_size, stat.st_mtime_ns):
+                    continue  # an export is never changed once renamed in: read it once
+                whole[path.name] = (stat.st_size, stat.st_mtime_ns)
                 async for raw in Files(path, delimiter=";").read(done):
                     done[raw.stream] = int(raw.position)
                     if raw.error:  # dead-lettered unparsed: masked here
@@ -112,6 +118,10 @@ class ParkingAdapter(Adapter):
 
     def __init__(self) -> None:
         self.zones: set[str] = set()
+        self.zone_records: dict[str, parse.Zone] = {}
+        # each space's latest event, for the zones' free-space counts; after a restart the
+        # retained states bring them all back
+        self.spots: dict[str, parse.SensorEvent] = {}
 
     def source(self, config: Config) -> Sequenced:
         api = str(config["api"]).rstrip("/")
@@ -149,9 +159,20 @@ class ParkingAdapter(Adapter):
 
     def map(self, record: Any, pseudonymise: Pseudonymise) -> Iterable[Entity]:
         if isinstance(record, parse.Zone):
-            return [mapping.on_street_parking(record)]
+            self.zone_records[record.zone] = record
+            return [mapping.on_street_parking(record,
+                                              mapping.zone_occupancy(record, self.spots))]
         if isinstance(record, parse.SensorEvent):
-            return [mapping.parking_spot(record, self.zones)]
+            spot = mapping.parking_spot(record, self.zones)
+            last = self.spots.get(record.space)
+            if last is not None and last.at > record.at:
+                return []  # an older event arriving late: the newer state stands
+            self.spots[record.space] = record
+            zone = self.zone_records.get(record.zone)
+            occupancy = mapping.zone_occupancy(zone, self.spots) if zone else None
+            if zone is None or occupancy is None:
+                return [spot]
+            return [spot, mapping.on_street_parking(zone, occupancy)]
         if isinstance(record, parse.CarPark):
             return [mapping.off_street_parking(record)]
         session = mapping.parking_session(record, pseudonymise, self.zones)

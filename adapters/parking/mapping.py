@@ -8,7 +8,7 @@ the pseudonymiser the adapter is given (HMAC-SHA256 under the city's key); the c
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from models.domain import to_normalized
 CITY = "Craiova"
 PREFIX = "craiova"
 ALMOST_FULL = 0.9  # occupancy from which a car park shows `almostFull` (DATEX II)
+Occupancy = tuple[int, int, str]  # free spaces, occupied spaces, time of the latest event
 
 
 class UnknownReference(BadRecord):
@@ -73,7 +74,19 @@ def parking_spot(event: SensorEvent, zones: Set[str] | None = None) -> dict[str,
     }, event.at)
 
 
-def on_street_parking(zone: Zone) -> dict[str, Any]:
+def zone_occupancy(zone: Zone, spots: Mapping[str, SensorEvent]) -> Occupancy | None:
+    """(free, occupied, as of) of a zone from its spaces' latest events; None until every
+    space of the zone has reported (a partial count would mislead a driver)."""
+    events = [spots.get(space) for space in zone.space_ids]
+    if not events or any(e is None for e in events):
+        return None
+    known = [e for e in events if e is not None]
+    return (sum(e.status == "free" for e in known), sum(e.status == "occupied" for e in known),
+            max(e.at for e in known))
+
+
+def on_street_parking(zone: Zone, occupancy: Occupancy | None = None) -> dict[str, Any]:
+    free, occupied, at = occupancy if occupancy else (None, None, None)
     return _normalized({
         "id": zone_id(zone.zone), "type": "OnStreetParking",
         "name": f"Zona {zone.zone}, {zone.name}", "location": _point(zone.lat, zone.lon),
@@ -82,6 +95,7 @@ def on_street_parking(zone: Zone) -> dict[str, Any]:
         "occupancyDetectionType": ["singleSpaceDetection"], "totalSpotNumber": zone.spaces,
         "maximumParkingDuration": f"PT{zone.max_minutes}M", "parkingSiteId": zone.zone,
         "refParkingSpot": [spot_id(s) for s in zone.space_ids] or None,
+        "availableSpotNumber": free, "occupiedSpotNumber": occupied, "occupancyModified": at,
     }, None)
 
 

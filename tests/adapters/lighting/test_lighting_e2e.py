@@ -108,11 +108,11 @@ async def test_simulated_run_publishes_every_type_valid(broker: BrokerProcess,
 
 
 def test_the_command_line_form_outside_checks_use(broker: BrokerProcess) -> None:
-    done = run_cli("run", "lighting", "--simulate", "--broker", broker.url, "--limit", "400",
+    done = run_cli("run", "lighting", "--simulate", "--broker", broker.url, "--limit", "300",
                    "--no-progress")
     assert done.returncode == 0, done.stderr
     counters = json.loads(done.stdout.splitlines()[-1])
-    assert (counters["read"], counters["rejected"]) == (400, 0)
+    assert (counters["read"], counters["rejected"]) == (300, 0)
     assert len(held(broker.url, "Streetlight", STREETLIGHTING)) == 240
 
 

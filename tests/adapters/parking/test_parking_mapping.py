@@ -165,3 +165,18 @@ def test_more_free_spaces_than_the_car_park_has_is_refused() -> None:
     with pytest.raises(BadRecord, match="spaces free of a capacity of"):
         parse.parse_car_park(first)
     parse.parse_car_park(city.car_park_answer()["carparks"][0])  # the next answer is good
+
+
+def test_a_zone_counts_its_free_spaces_once_every_space_reported() -> None:
+    city = Parking(seed=6)
+    [zone] = [parse.parse_zone(z) for z in city.zones_answer()["zones"] if z["zone"] == "A2"]
+    events = {k: parse.parse_sensor_event(city.event(s)) for k, s in city.spaces.items()}
+    some = {k: e for k, e in events.items() if k != "A2-003"}
+    assert mapping.zone_occupancy(zone, some) is None
+    free, occupied, at = mapping.zone_occupancy(zone, events) or (0, 0, "")
+    truth = [s["event"] for s in city.spaces.values() if s["zone"] == "A2"]
+    assert (free, occupied) == (truth.count("FREE"), truth.count("OCCUPIED"))
+    entity = mapping.on_street_parking(zone, (free, occupied, at))
+    assert entity["availableSpotNumber"]["value"] == free
+    assert entity["occupancyModified"]["value"] == at
+    assert problems(with_context(entity)) == []
