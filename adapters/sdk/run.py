@@ -160,6 +160,8 @@ class Pipeline:
             await inflight
 
     async def _publish(self, batch: Batch, source: Source) -> None:
+        if self.on_published is not None:  # before: the broker may notify before it answers
+            self.on_published(batch.payload())
         refused = await self.publisher.upsert(batch.payload())
         for entity_id, reason in refused:
             origin = batch.origin(entity_id)
@@ -168,8 +170,6 @@ class Pipeline:
                           entity_id, reason)
                 continue
             self.reject(origin, f"broker: {reason}", batch.entities.get(entity_id))
-        if self.on_published is not None:
-            self.on_published(batch.payload())
         self.dead.sync()  # before the checkpoint moves past the dead-lettered records
         self.checkpoint.save(batch.reached)
         source.committed(self.checkpoint.positions)
