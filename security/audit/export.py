@@ -4,14 +4,19 @@ An export proves that the entries [from, to) are leaves from..to-1 of the tree a
 checkpoint commits to, with nothing but the verifier key:
 
     left         the compact range [0, from): one hash per set bit of `from`, largest first
-    entries      {index, entry (exact leaf bytes, base64)} for from <= index < to
+    entries      {index, entry (exact leaf bytes, base64), hash (its leaf hash, base64)} for
+                 from <= index < to
     consistency  RFC 9162 consistency proof from size `to` to the checkpoint's size
     older        optional {size, root, proof}: consistency proofs from earlier sizes (whose root
                  the proof must reproduce), for checking earlier checkpoints outside the range
 
-The verifier folds left + the leaves into the root of size `to` (and of every size in between,
-which is how it checks a previously seen checkpoint inside the range), then checks the
-consistency proof to the signed root. The export is canonical JSON (sorted keys, no spaces, no
+The verifier folds left + the listed leaf hashes into the root of size `to` (and of every size
+in between, which is how it checks a previously seen checkpoint inside the range), then checks
+the consistency proof to the signed root; and it checks that every entry's bytes hash to its
+listed leaf hash. So an entry is accepted only if its hash is bound by the signed root, and an
+altered entry (or hash) is named by its index, the others still proved included. (Entry and
+hash forged together, consistently, only make the fold fail: the range is named, not the entry;
+nothing signed says which leaf it was.) The export is canonical JSON (sorted keys, no spaces, no
 trailing newline) and the verifier insists on that form, so any change to any byte is either a
 parse error, a non-canonical document, or a change to a value that the proofs bind.
 """
@@ -19,7 +24,7 @@ parse error, a non-canonical document, or a change to a value that the proofs bi
 from __future__ import annotations
 
 import binascii
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -36,6 +41,7 @@ from security.audit.merkle import (
     ProofError,
     consistency_proof,
     frontier_at,
+    leaf_hash,
     verify_consistency,
 )
 from security.audit.note import (
@@ -50,7 +56,8 @@ from security.audit.note import (
 if TYPE_CHECKING:
     from security.audit.log import AuditStorage
 
-FORMAT = "cetate-audit-export/1"
+FORMAT = "cetate-audit-export/2"
+MAX_NAMED = 10  # altered entries named one by one in a report; the rest counted
 _KEYS = frozenset({"format", "checkpoint", "from", "to", "left", "entries", "consistency",
                    "older"})
 
@@ -88,7 +95,8 @@ def build_export(storage: AuditStorage, note: str, start: int, end: int | None,
         "from": start,
         "to": end,
         "left": [b64(h) for h in frontier_at(start, storage.perfect).hashes or []],
-        "entries": [{"index": i, "entry": b64(e)} for i, e in storage.entries(start, end)],
+        "entries": [{"index": i, "entry": b64(e), "hash": b64(leaf_hash(e))}
+                    for i, e in storage.entries(start, end)],
         "consistency": [b64(h) for h in consistency_proof(end, size, storage.perfect)],
         "older": proofs,
     }
@@ -188,21 +196,24 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
     prev_root: bytes | None = frontier.root() if prev is not None and prev.size == start \
         else None
     # The hot loop (one pass per entry; figures in bench/audit.py): strict base64 in canonical
-    # form, then the leaf hash folded into the frontier (Frontier.add, inlined). Hashes start
-    # from copies of prefixed bases: cheaper than a new SHA-256 context and a concatenation.
+    # form, the entry's leaf hash against the listed one, and the listed hash folded into the
+    # frontier (Frontier.add, inlined). Hashes start from copies of prefixed bases: cheaper
+    # than a new SHA-256 context and a concatenation.
     prev_end = prev.size if prev is not None else -1
     hashes, size = frontier.hashes or [], frontier.size
     leaf_base, node_base = sha256(LEAF_PREFIX), sha256(NODE_PREFIX)
     pop, push = hashes.pop, hashes.append
+    altered: list[int] = []
     index = start
     for item in entries:
-        if type(item) is not dict or len(item) != 2:
+        try:
+            number, text, listed = item["index"], item["entry"], item["hash"]
+        except (TypeError, KeyError):
+            number = text = listed = None
+        if number != index or type(number) is not int or type(text) is not str \
+                or type(listed) is not str or len(item) != 3:
             raise _Bad(f"entry #{index - start}: expected index {index} with its entry bytes "
-                       f"(dropped, reordered or altered entry)")
-        number, text = item.get("index"), item.get("entry")
-        if number != index or type(number) is not int or type(text) is not str:
-            raise _Bad(f"entry #{index - start}: expected index {index} with its entry bytes "
-                       f"(dropped, reordered or altered entry)")
+                       f"and leaf hash (dropped, reordered or altered entry)")
         try:
             entry = a2b_base64(text, strict_mode=True)
         except (binascii.Error, ValueError):
@@ -211,7 +222,16 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
             raise _Bad(f"entry at index {index}: non-canonical base64")
         leaf = leaf_base.copy()
         leaf.update(entry)
-        h, n = leaf.digest(), size
+        h = leaf.digest()
+        if b2a_base64(h, newline=False) != listed.encode():
+            altered.append(index)
+            try:
+                h = a2b_base64(listed, strict_mode=True)
+            except (binascii.Error, ValueError):
+                raise _Bad(f"entry at index {index}: its leaf hash is not base64") from None
+            if len(h) != HASH_SIZE:
+                raise _Bad(f"entry at index {index}: its leaf hash is not {HASH_SIZE} bytes")
+        n = size
         while n & 1:
             node = node_base.copy()
             node.update(pop() + h)
@@ -222,6 +242,12 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
         index += 1
         if index == prev_end:
             prev_root = Frontier(size, list(hashes)).root()
+    for at in altered[:MAX_NAMED]:
+        report.failures.append(f"entry at index {at}: its bytes do not hash to its leaf hash "
+                               f"(the entry or its hash was altered)")
+    if len(altered) > MAX_NAMED:
+        report.failures.append(f"{len(altered) - MAX_NAMED} more entries altered (first "
+                               f"{altered[0]}, last {altered[-1]})")
     frontier = Frontier(size, hashes)
     report.entries = len(entries)
     consistency = _hashes(document["consistency"], "consistency")
@@ -230,7 +256,10 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
     except ProofError as exc:
         raise _Bad(f"entries [{start}, {end}) are not the leaves of the signed tree "
                    f"(an entry was changed, dropped, added or reordered): {exc}") from None
-    report.checked.append(f"{len(entries)} entries [{start}, {end}) included in the signed tree")
+    kept = len(entries) - len(altered)
+    report.checked.append(f"{kept} entries of [{start}, {end}) included in the signed tree"
+                          if altered else
+                          f"{len(entries)} entries [{start}, {end}) included in the signed tree")
     older = _older(document["older"], checkpoint)
     if prev is not None:
         _check_previous(prev, prev_root, older, checkpoint, report)

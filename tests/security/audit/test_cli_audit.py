@@ -87,3 +87,29 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="no audit log"):
         main(["audit", "export", "--store", f"sqlite:///{tmp_path}/none.db", "--out",
               str(tmp_path / "o.json")])
+
+
+async def test_erase_deletes_a_subjects_details_and_keeps_the_tree(
+        client: httpx.AsyncClient, server: TestServer, settings: Settings, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from broker.http.audit import AUDIT
+    from security.audit.entry import decode, opens
+
+    await _fill(client, 3)
+    audit = server.app[AUDIT]
+    rows = await audit.entries(0, 3)
+    pseudonym = decode(rows[0][1])["principal"]["subject"]
+    kept = await audit._read(audit.storage.details, 0)
+    assert kept and all(opens(rows[0][1], d) for d in kept)
+    head = await audit.head()
+    capsys.readouterr()
+    assert await cli("audit", "erase", "--store", settings.store, "--subject", pseudonym) == 0
+    assert "erased the kept details of 3 entries" in capsys.readouterr().out
+    assert [await audit._read(audit.storage.details, i) for i in range(3)] == [[], [], []]
+    assert (await audit.head()).root() == head.root()  # the leaves, and so the tree, stay
+    assert await audit.entries(0, 3) == rows
+    keys = tmp_path / "keys.txt"
+    keys.write_text((await client.get("/cetate/v1/audit/public-key")).text)
+    out = tmp_path / "after-erasure.json"
+    assert await cli("audit", "export", "--store", settings.store, "--out", str(out)) == 0
+    assert await cli("audit", "verify", str(out), "--public-key", str(keys)) == 0

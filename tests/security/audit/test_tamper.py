@@ -133,3 +133,30 @@ def test_base64_with_nonzero_padding_bits_is_rejected(
     document["entries"][i]["entry"] = text[:at] + bumped + text[at + 1:]
     report = verify_export(encode(document), [log.signer.verifier])
     assert not report.ok and "non-canonical base64" in report.text()
+
+
+def test_an_altered_entry_is_named_by_its_index(
+        filled_log: Callable[[int, int], FilledLog]) -> None:
+    """One entry's bytes changed (and re-encoded canonically): the report names its index and
+    still proves the others included; a forged leaf hash alone is named too."""
+    import base64
+
+    log = filled_log(40, 11)
+    raw = build_export(log.storage, log.notes[40], 5, 40)
+    keys = [log.signer.verifier]
+    for at in (5, 17, 39):
+        document = orjson.loads(raw)
+        item = document["entries"][at - 5]
+        entry = bytearray(base64.b64decode(item["entry"]))
+        entry[len(entry) // 2] ^= 0x01
+        item["entry"] = base64.b64encode(bytes(entry)).decode()
+        report = verify_export(encode(document), keys)
+        assert not report.ok
+        assert report.failures == [f"entry at index {at}: its bytes do not hash to its leaf "
+                                   f"hash (the entry or its hash was altered)"]
+        assert "34 entries of [5, 40) included in the signed tree" in report.text()
+        document = orjson.loads(raw)
+        document["entries"][at - 5]["hash"] = document["entries"][0 if at != 5 else 1]["hash"]
+        report = verify_export(encode(document), keys)
+        assert f"entry at index {at}: its bytes do not hash" in report.failures[0]
+        assert "not the leaves of the signed tree" in report.text()
