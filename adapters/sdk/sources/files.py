@@ -23,6 +23,7 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from adapters.sdk.errors import ConfigError
 from adapters.sdk.hooks import Position, Raw
 from adapters.sdk.sources.base import BaseSource
 
@@ -182,9 +183,10 @@ class Files(BaseSource):
     def _format(self, path: Path) -> str:
         found = self.format or FORMATS.get(path.suffix.lower(), "")
         if found not in FORMATS.values():
-            raise ValueError(f"{path}: unknown file format (give format= csv, json, jsonl, xml)")
+            raise ConfigError(f"{path}: unknown file format (give format= csv, json, jsonl, "
+                              f"xml)")
         if found == "xml" and not self.record_tag:
-            raise ValueError(f"{path}: XML needs record_tag, the element of one record")
+            raise ConfigError(f"{path}: XML needs record_tag, the element of one record")
         return found
 
     def records(self, path: Path, data: bytes) -> Iterator[Parsed]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.sdk import Raw
+from adapters.sdk import ConfigError, Raw
 from adapters.sdk.sources import Files, merged
 
 
@@ -78,5 +78,5 @@ async def test_checkpoint_skips_covered_records_and_total_counts(tmp_path: Path)
 
 def test_unknown_format_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(ValueError, match="unknown file format"):
+    with pytest.raises(ConfigError, match="unknown file format"):
         list(Files(tmp_path / "x.txt").records(tmp_path / "x.txt", b"hi"))
