@@ -177,7 +177,11 @@ class Pipeline:
         write_status(self.status_path, self.adapter.name, self.counters, "running")
 
     async def run(self) -> Counters:
-        source = self.adapter.source(self.config)
+        try:
+            source = self.adapter.source(self.config)
+        except KeyError as exc:
+            raise ConfigError(f"the config of adapter {self.adapter.name} has no {exc} "
+                              f"(docs/vendors.md, Configuration)") from None
         positions = self.checkpoint.load()
         if positions:
             log.info("%s resumes after %s", self.adapter.name, positions)

@@ -71,3 +71,9 @@ def test_simulate_serves_until_terminated() -> None:
     finally:
         if simulator.poll() is None:
             simulator.kill()
+
+
+def test_a_missing_adapter_setting_is_a_config_error(tmp_path: Path) -> None:
+    done = run_cli("run", "example", "--broker", "http://127.0.0.1:9", "--state",
+                   str(tmp_path / "s"))
+    assert done.returncode == 2 and "has no 'url'" in done.stderr
