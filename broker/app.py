@@ -32,6 +32,7 @@ from broker.store.protocol import Store, SubscriptionRow
 from broker.subscriptions.outbox import Draft, PendingNotification
 from broker.subscriptions.sender import Outcome, Result
 from broker.subscriptions.service import Notifications
+from broker.subscriptions.subscription import Subscription
 from security.audit.entry import AuditRecord
 
 ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, subscriptions, privacy,
@@ -81,9 +82,9 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
         self_base_url=settings.base_url,
     )
 
-    def screen(stored: SubscriptionRow, draft: Draft) -> Draft | None:
+    def screen(stored: SubscriptionRow, sub: Subscription, draft: Draft) -> Draft | None:
         # Notifications are filtered with their owner's principal at delivery (issue 8).
-        return access.screen_notifications(app[access.ACCESS])(stored, draft)
+        return access.screen_notifications(app[access.ACCESS])(stored, sub, draft)
 
     notifications = Notifications(store, resolver, policy, base_url=settings.base_url,
                                   on_result=_audit_notification(app), screen=screen)

@@ -35,6 +35,7 @@ from broker.query.typeexpr import AllOf, AnyOf, TypeExpr, TypeName
 from broker.store.protocol import Entity, EntityQuery, Mutation, Store, SubscriptionRow
 from broker.subscriptions.match import Change
 from broker.subscriptions.outbox import Draft
+from broker.subscriptions.subscription import Subscription
 from security.audit.entry import Principal as AuditPrincipal
 from security.identity.principal import PUBLIC, Principal
 from security.identity.resolver import IdentityResolver
@@ -380,40 +381,42 @@ def may_manage(principal: Principal, owner: Mapping[str, Any] | None) -> bool:
 ENTITY_TRIGGERS = frozenset({"entityCreated", "entityDeleted", "timeInterval"})
 
 
-def _filtered(guard: Guard, entity: Entity | None, cache: dict[tuple[str, ...], Decision]
-              ) -> Entity | None:
-    if entity is None:
-        return None
-    key = tuple(entity["type"])
-    decision = cache.get(key)
-    if decision is None:
-        decision = cache[key] = guard.access.decide(
-            guard.principal, "subscribe", Resource.entity(key, guard.tenant), guard.purpose)
-    return guard.access.apply(decision, entity) if decision.allowed else None
-
-
-def screen_notifications(access: Access) -> Callable[[SubscriptionRow, Draft], Draft | None]:
+def screen_notifications(access: Access
+                         ) -> Callable[[SubscriptionRow, Subscription, Draft], Draft | None]:
     """The filter of broker/subscriptions/service.py `prepare`: each entity of a draft as its
     subscription's owner may see it with the subscription's purpose, under the policy in force
-    now; entities it may not see are dropped, and an update whose changes it sees none of too
-    (its timing alone would tell of a hidden change). None when nothing is left."""
-    def screen(stored: SubscriptionRow, draft: Draft) -> Draft | None:
+    now. Dropped: entities the owner may not see; entities whose match used an attribute it
+    does not see in clear (q, geoQ: the notification would tell of its value); updates of
+    which it sees no change of a watched attribute (their timing alone would tell of a hidden
+    change). None when nothing is left."""
+    def screen(stored: SubscriptionRow, sub: Subscription, draft: Draft) -> Draft | None:
         if not access.enforcing:
             return draft
-        purpose = stored.record.get("subscription", {}).get("purpose")
-        guard = owner_guard(access, stored.record.get(OWNER),
-                            purpose if isinstance(purpose, str) else None, draft.tenant)
-        cache: dict[tuple[str, ...], Decision] = {}
+        guard = owner_guard(access, stored.record.get(OWNER), sub.purpose, draft.tenant)
+        matched_on = q_attributes(sub.q) if sub.q is not None else set()
+        if sub.geo_q is not None:
+            matched_on.add(sub.geo_q.geoproperty)
+        watched = frozenset(sub.watched_attributes or ())
+        decisions: dict[tuple[str, ...], Decision] = {}
         items = []
         for item in draft.items:
             change = item.change
-            before = _filtered(guard, change.before, cache)
-            after = _filtered(guard, change.after, cache)
-            if (change.after is not None and after is None) or (
-                    change.after is None and before is None):
+            key = tuple(change.current["type"])
+            decision = decisions.get(key)
+            if decision is None:
+                decision = decisions[key] = guard.access.decide(
+                    guard.principal, "subscribe", Resource.entity(key, guard.tenant),
+                    guard.purpose)
+            if not decision.allowed or any(decision.effect(a) != "allow" for a in matched_on):
                 continue
-            seen = Change.between(change.tenant, before, after, change.now)
-            if item.trigger not in ENTITY_TRIGGERS and not seen.changed and not change.retyped:
+            before = None if change.before is None else access.apply(decision, change.before)
+            after = None if change.after is None else access.apply(decision, change.after)
+            # A draft keeps of `before` only what rendering needs: `changed` is not recomputed.
+            seen = Change(change.tenant, before, after,
+                          frozenset(a for a in change.changed if decision.effect(a) != "mask"),
+                          change.now)
+            if item.trigger not in ENTITY_TRIGGERS and not change.retyped and (
+                    not seen.changed or (watched and not seen.changed & watched)):
                 continue
             items.append(replace(item, change=seen))
         if not items:

@@ -37,6 +37,8 @@ log = logging.getLogger("cetate.notifications")
 
 PERIODIC_POLL = 1.0  # seconds between looks at periodic subscriptions (timeInterval >= 1 s)
 PERIODIC_LIMIT = 1000  # entities one periodic notification carries at most (plan.py too)
+# The access-control filter of a draft at delivery: its owner's view, or None (nothing owed).
+Screen = Callable[[SubscriptionRow, Subscription, Draft], Draft | None]
 PARSED_CACHE = 10_000  # parsed subscriptions kept, keyed by their record's modifiedAt
 
 
@@ -52,7 +54,7 @@ class Notifications:
                  base_url: str, senders: dict[str, Sender] | None = None,
                  limits: Limits | None = None, on_result: OutcomeHook | None = None,
                  clock: Callable[[], float] = time.time,
-                 screen: Callable[[SubscriptionRow, Draft], Draft | None] | None = None,
+                 screen: Screen | None = None,
                  ) -> None:
         self.store = store
         # The access-control filter applied at delivery (broker/http/access.py): the
@@ -123,7 +125,7 @@ class Notifications:
         if not sub.is_active or expired(sub, now):
             return None
         if self.screen is not None:
-            screened = self.screen(stored, draft)
+            screened = self.screen(stored, sub, draft)
             if screened is None:  # nothing the owner may see: nothing is owed
                 return None
             draft = screened

@@ -108,3 +108,29 @@ async def test_a_principal_sees_and_manages_only_its_own_subscriptions(city: Cit
             ).status_code == 204
     assert (await city.http.get(path, headers=mine)).json()["description"] == "x"
     assert (await city.http.delete(path, headers=mine)).status_code == 204
+
+
+async def test_no_notification_tells_of_a_masked_attribute(city: City) -> None:
+    async with serving_receiver() as probing, serving_receiver() as witness:
+        lighting = {"@context": LIGHTING}
+        await subscribe(city, {}, subscription(probing.url, "Streetlight",
+                                               q='owner=="urn:ngsi-ld:Person:ana"', **lighting))
+        await subscribe(city, {}, subscription(probing.url, "Streetlight",
+                                               watchedAttributes=["owner"], **lighting))
+        await subscribe(city, {}, subscription(witness.url, "Streetlight",
+                                               watchedAttributes=["owner", "status"],
+                                               **lighting))
+        await city.create(LAMP, context=LIGHTING)
+        owner = {"owner": {"type": "Property", "value": "urn:ngsi-ld:Person:ion"}}
+        status = {"status": {"type": "Property", "value": "broken"}}
+        admin = {**city.token("admin"), "Content-Type": "application/ld+json"}
+        for change in (owner, status):
+            answer = await city.http.patch(f"/ngsi-ld/v1/entities/{LAMP['id']}/attrs",
+                                           content=json.dumps({**change, "@context": LIGHTING}),
+                                           headers=admin)
+            assert answer.status_code == 204
+        await witness.wait_for(2)  # the creation and the status change, not the owner change
+        # The probing subscriptions' rows were written before the witness's last one.
+        assert [r.body["data"][0].get("status", {}).get("value") for r in witness.received] \
+            == ["ok", "broken"]
+    assert probing.received == []
