@@ -13,6 +13,7 @@ Config (the `[lighting]` section of --config, or what the simulator serves):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,8 @@ from adapters.lighting.parse import Cabinet, Group, Record, parse_item
 from adapters.lighting.simulator import Lighting, start
 from adapters.sdk import Adapter, BadRecord, Config, Entity, Position, Pseudonymise, Raw, WriteBack
 from adapters.sdk.sources import HttpPolling
+
+log = logging.getLogger("cetate.adapter")
 
 STREETLIGHTING = "https://smart-data-models.github.io/dataModel.Streetlighting/context.jsonld"
 CMS_TIMEOUT = 10.0  # seconds for one CMS call; a command not answered by then is retried
@@ -40,13 +43,24 @@ class CmsFeed(HttpPolling):
         self.cms, self.catalogue = cms, catalogue
 
     async def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
+        while True:
+            try:
+                await self._catalogue()
+                break
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                # the CMS down or answering nonsense at start: wait for it, as a poll would
+                log.warning("catalogue of %s unavailable (%r); again in %.1f s", self.cms, exc,
+                            self.interval)
+                await asyncio.sleep(self.interval)
+        async for raw in super().read(checkpoint):
+            yield raw
+
+    async def _catalogue(self) -> None:
         async with httpx.AsyncClient(timeout=CMS_TIMEOUT) as http:
             for what, key in (("cabinets", "cabinetId"), ("groups", "groupId")):
                 answer = await http.get(f"{self.cms}/api/v1/{what}")
                 answer.raise_for_status()
                 self.catalogue.update(str(item[key]) for item in answer.json())
-        async for raw in super().read(checkpoint):
-            yield raw
 
 
 class LightingSimulator:

@@ -295,7 +295,9 @@ class Lighting:
         spoil = self.spoiled_pages.pop(0)
         if spoil == "truncated":
             return body[: len(body) // 2]
-        return body.decode("utf-8").encode("iso-8859-2", "replace") + b"\xb5\xff"
+        # ISO-8859-2, as an old CMS front end sends it: ş/ţ/ă become single bytes (and ș/ț,
+        # which it lacks, "?"); the closing 0xFF, never valid UTF-8, makes sure of it
+        return body.decode("utf-8").encode("iso-8859-2", "replace") + b"\xff"
 
 
 # -- HTTP ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from adapters.parking import mapping, parse
 from adapters.parking.simulator import ParkingSimulator
 from adapters.sdk import Adapter, BadRecord, Config, Entity, Position, Pseudonymise, Raw
 from adapters.sdk.sources import BaseSource, Files, HttpPolling, MqttTopic, merged
+
+log = logging.getLogger("cetate.adapter")
 
 PARKING = "https://smart-data-models.github.io/dataModel.Parking/context.jsonld"
 ZONES, SENSORS, CAR_PARKS = "zones", "sensors", "carparks"
@@ -48,13 +51,24 @@ class Zones(BaseSource):
     """The on-street zone catalogue, read once at each start; it fills `known` before any
     other stream is read (see ParkingAdapter.source)."""
 
-    def __init__(self, api: str, known: set[str]) -> None:
-        self.api, self.known = api, known
+    def __init__(self, api: str, known: set[str], interval: float) -> None:
+        self.api, self.known, self.interval = api, known, interval
+
+    async def _get(self) -> httpx.Response:
+        """The catalogue, waited for if the API is down at start (as a poll would)."""
+        while True:
+            try:
+                async with httpx.AsyncClient(timeout=API_TIMEOUT) as http:
+                    answer = await http.get(f"{self.api}/api/zones")
+                answer.raise_for_status()
+                return answer
+            except httpx.HTTPError as exc:
+                log.warning("zones of %s unavailable (%r); again in %.1f s", self.api, exc,
+                            self.interval)
+                await asyncio.sleep(self.interval)
 
     async def read(self, checkpoint: Mapping[str, Position]) -> AsyncIterator[Raw]:
-        async with httpx.AsyncClient(timeout=API_TIMEOUT) as http:
-            answer = await http.get(f"{self.api}/api/zones")
-        answer.raise_for_status()
+        answer = await self._get()
         try:
             items = parse.json_list(answer.content, "zones")
         except BadRecord as bad:
@@ -137,7 +151,7 @@ class ParkingAdapter(Adapter):
         car_parks = HttpPolling(f"{api}/api/carparks", stream=CAR_PARKS, items="carparks",
                                 interval=interval)
         exports = ExportDirectory(Path(str(config["exports"])), interval)
-        return Sequenced(Zones(api, self.zones), merged(sensors, car_parks, exports))
+        return Sequenced(Zones(api, self.zones, interval), merged(sensors, car_parks, exports))
 
     def parse(self, raw: Raw) -> Iterable[Any]:
         if raw.stream == ZONES:

@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.lighting.adapter import STREETLIGHTING, LightingAdapter
+from adapters.lighting.adapter import STREETLIGHTING, CmsFeed, LightingAdapter
 from adapters.lighting.simulator import Lighting, start
+from adapters.sdk import Raw
 from adapters.sdk.run import Options, run, run_simulated
 from adapters.sdk.validate import problems
 from tests.adapters.support import BrokerProcess, checkpoint, dead_letters, run_cli, spawn_cli
 from tests.adapters.support import entities as held
+from tests.process import free_port
 
 DEVICE = "https://smart-data-models.github.io/dataModel.Device/context.jsonld"
 LINK = f'<{STREETLIGHTING}>; rel="http://www.w3.org/ns/json-ld#context"; ' \
@@ -253,3 +255,26 @@ async def _dim_and_refuse(broker: str, cms: Lighting, task: asyncio.Task[Any]) -
 
 async def _holds(entity: Awaitable[dict[str, Any]], name: str, value: Any) -> bool:
     return (await entity).get(name, {}).get("value") == value
+
+
+async def test_an_adapter_started_before_the_cms_waits_for_it() -> None:
+    port = free_port()
+    known: set[str] = set()
+    feed = CmsFeed(f"http://127.0.0.1:{port}", known, interval=0.1, polls=1)
+
+    async def first_raw() -> Raw:
+        async for raw in feed.read({}):
+            return raw
+        raise AssertionError("the feed ended empty")
+
+    first = asyncio.create_task(first_raw())
+    await asyncio.sleep(0.4)
+    assert not first.done()  # no CMS yet: the catalogue is awaited, nothing raised
+    cms = small(4)
+    runner, _ = await start(cms, port=port)
+    try:
+        raw = await asyncio.wait_for(first, 10)
+    finally:
+        await runner.cleanup()
+    assert raw.stream == "cms" and raw.position == raw.data["seq"] and not raw.error
+    assert known == set(cms.cabinets) | set(cms.groups)
