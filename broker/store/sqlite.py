@@ -150,7 +150,7 @@ class SQLiteStore:
         # The audit log's entries ride in the writer's group transactions (sqlite_audit.py).
         self._audit = SQLiteStoreAudit(path, self._write,
                                        functools.partial(self._submit, wait=False),
-                                       lambda: self._accepting)
+                                       lambda: self._accepting, self._jobs.qsize)
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -257,6 +257,7 @@ class SQLiteStore:
         outcomes: list[tuple[_Job, bool, Any]] = []
         audited = None
         try:
+            self._audit.group_started()
             conn.execute("BEGIN IMMEDIATE")
             written: list[EntityWrite] = []
             for job in group:
