@@ -4,8 +4,11 @@ Entries are queued here (from the event loop); the writer appends every queued e
 group transaction just before COMMIT (`before_commit`, in a savepoint of its own), so they share
 the commit — and the one fsync — of whatever entity writes that group holds. Only after COMMIT
 are their futures resolved (`after_commit`), so a write's entry is durable before its response.
-An urgent entry (a write's) with no group running submits an empty job to start one; a read's
-entry waits for the next group (anyone's write, an urgent entry, a tree head).
+An urgent entry (a write's) rides with the next group when one will come anyway (jobs are
+queued, or a group has not reached its COMMIT yet); only with the writer idle does it submit
+an empty job to start one, so under load a write's entry shares the commit of other requests'
+entity writes instead of costing a commit of its own. A read's entry waits for the next group
+(anyone's write, an urgent entry, a tree head).
 Sequencing is audit_tree's row read inside the writer's BEGIN IMMEDIATE transaction
 (security/audit/sqlite_log.py), safe across processes sharing one file.
 Reads use connections of their own (SQLiteAuditStorage with create=False: the migration
@@ -47,14 +50,16 @@ class SQLiteStoreAudit:
 
     def __init__(self, path: str, write: Callable[[WriteRun], Awaitable[Any]],
                  submit: Callable[[Sequence[WriteRun]], object],
-                 accepting: Callable[[], bool]) -> None:
+                 accepting: Callable[[], bool], queued: Callable[[], int]) -> None:
         self.storage = SQLiteAuditStorage(path, create=False)
         self._write = write  # a job awaited (the store's writer)
         self._submit = submit  # a job nobody waits for
         self._accepting = accepting
+        self._queued = queued  # jobs waiting for the writer (each will run a group)
         self._queue: list[Pending] = []
         self._lock = threading.Lock()  # the queue is filled on the loop, drained by the writer
         self._woken = False  # an empty job is queued to start a group
+        self._open = False  # a group is running and has not drained the queue yet
 
     # -- Committer ------------------------------------------------------------------------------
 
@@ -70,8 +75,10 @@ class SQLiteStoreAudit:
     def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
         with self._lock:
             self._queue.append((sealed, future))
+            # Appended before looking: any group starting from now on drains it.
+            coming = self._open or self._woken or self._queued() > 0
             full = len(self._queue) >= GROUP_COMMIT_MAX
-        if urgent or full:
+        if (urgent and not coming) or full:
             self.wake()
 
     def wake(self) -> None:
@@ -95,9 +102,15 @@ class SQLiteStoreAudit:
 
     # -- the writer's hooks (writer thread, inside the group transaction) -----------------------
 
+    def group_started(self) -> None:
+        """A group transaction began: its before_commit will drain what is queued by then."""
+        with self._lock:
+            self._open = True
+
     def before_commit(self, conn: sqlite3.Connection) -> Taken | None:
         """Append what is queued in the group's transaction; None when nothing is."""
         with self._lock:
+            self._open = False
             if not self._queue:
                 self._woken = False
                 return None
@@ -121,6 +134,11 @@ class SQLiteStoreAudit:
         """Resolve the futures of a group's entries: their indices once committed, else the
         failure (of COMMIT or of the append)."""
         if taken is None:
+            if failure is not None:  # failed before draining: what is queued needs a group
+                with self._lock:
+                    self._open = False
+                with contextlib.suppress(Exception):
+                    self.wake()
             return
         outcome = failure if failure is not None else taken.first
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to tell
