@@ -61,8 +61,8 @@ class Broker:
         return [decode(raw) for _, raw in await log.query(EntryQuery(limit=1000, **filters))]
 
 
-async def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                configured: bool) -> AsyncIterator[Broker]:
+async def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configured: bool,
+                store_url: str = "") -> AsyncIterator[Broker]:
     key = tmp_path / "pseudonym.key"
     key.write_bytes(b"k" * 32)
     monkeypatch.setenv("CETATE_PSEUDONYM_KEY_FILE", str(key))
@@ -75,7 +75,7 @@ async def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     else:
         for name in ("CETATE_OIDC_ISSUER", "CETATE_OIDC_AUDIENCE", "CETATE_OIDC_JWKS"):
             monkeypatch.delenv(name, raising=False)
-    settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db",
+    settings = Settings(store=store_url or f"sqlite:///{tmp_path}/cetate.db",
                         allowed_networks=("127.0.0.0/8",), log_level="WARNING")
     app = create_app(settings)
     purge_job(app)  # made before the app starts, as create_app would
@@ -90,8 +90,10 @@ async def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-async def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Broker]:
-    async for served in serve(tmp_path, monkeypatch, configured=True):
+async def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 test_store_url: str) -> AsyncIterator[Broker]:
+    # test_store_url: the engine of --store-engine (the second pass of `make test`: PostgreSQL)
+    async for served in serve(tmp_path, monkeypatch, True, test_store_url):
         store = served.app[BROKER].store
         await put(store, "", *subject_entities()[3:], *strangers())  # card, validation, session
         await put(store, "tax", *subject_entities()[:3])  # taxpayer, obligation, payment
