@@ -17,7 +17,7 @@ the store protocol and an audit reader (security/audit/log.py AuditLog.query). T
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from broker.store.protocol import Entity, EntityQuery, Store
@@ -241,7 +241,6 @@ class ErasureOutcome:
     types: tuple[str, ...]
     erased: bool
     answer: ErasureAnswer
-    gone: bool = False  # found, but deleted by someone else before the erasure reached it
 
     def as_json(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "id": self.id, "type": list(self.types),
@@ -262,29 +261,16 @@ async def erase(store: Store, found: Sequence[Found], bases: Mapping[str, str],
     for item in found:
         types = tuple(item.entity.get("type", ()))
         answer = erasure(lawful_basis_of(types, bases))
-        deleted = False
-        if answer.allowed:
-            deleted = await store.apply(item.tenant, item.entity["id"], _delete_whole)
-        outcomes.append(ErasureOutcome(item.tenant, item.entity["id"], types,
-                                       answer.allowed, answer, gone=answer.allowed and
-                                       not deleted))
+        if answer.allowed:  # an entity deleted meanwhile is erased all the same
+            await store.apply(item.tenant, item.entity["id"], _delete_whole)
+        outcomes.append(ErasureOutcome(item.tenant, item.entity["id"], types, answer.allowed,
+                                       answer))
     return outcomes
 
 
-@dataclass
-class Export:
-    """The art. 15/20 answer: the entities (JSON-LD, rendered by the caller) and recipients."""
-
-    subject: str
-    tenants: list[str]
-    found: list[Found]
-    recipients: list[Recipient] = field(default_factory=list)
-
-    def portability(self, bases: Mapping[str, str]) -> dict[str, bool]:
-        """Per entity id: whether art. 20 (portability) applies to it, besides art. 15."""
-        return {f.entity["id"]: all(portability_applies(bases.get(t, NO_CONTRACT))
-                                    for t in f.entity.get("type", ()))
-                for f in self.found}
+def portable(types: Iterable[str], bases: Mapping[str, str]) -> bool:
+    """Whether art. 20 (portability) applies to an entity of these types, besides art. 15."""
+    return all(portability_applies(bases.get(t, NO_CONTRACT)) for t in types)
 
 
 # -- the documents answered (HTTP and CLI alike) ----------------------------------------------
@@ -333,7 +319,6 @@ async def export_document(store: Store, audit: AuditReader | None, tenants: Sequ
     if audit is not None:
         entries = await audit_entries_about(audit, found_ids(found), tenants)
         recipients = [r.as_json() for r in recipients_of(entries, found_ids(found))]
-    portable = Export(subject, list(tenants), found).portability(bases)
     document = {
         "subject": subject,
         "generatedAt": now,
@@ -341,7 +326,8 @@ async def export_document(store: Store, audit: AuditReader | None, tenants: Sequ
         "tenants": list(tenants),
         "entities": [{"tenant": f.tenant, "foundBy": "id" if f.by_id else "reference",
                       "lawfulBasis": lawful_basis_of(f.entity.get("type", ()), bases),
-                      "portable": portable[f.entity["id"]], "entity": _jsonld(f.entity)}
+                      "portable": portable(f.entity.get("type", ()), bases),
+                      "entity": _jsonld(f.entity)}
                      for f in found],
         # None: the audit log is off, so nobody can say who received the data
         "recipients": recipients,
