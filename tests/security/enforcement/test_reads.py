@@ -11,19 +11,19 @@ from tests.security.enforcement.conftest import LIGHTING, City
 
 ENTITIES = "/ngsi-ld/v1/entities"
 STREETLIGHT = "https://smartdatamodels.org/dataModel.Streetlighting/Streetlight"
-LAMP = {"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight",
+LAMP: dict[str, Any] = {"id": "urn:ngsi-ld:Streetlight:1", "type": "Streetlight",
         "status": {"type": "Property", "value": "ok"},
         "owner": {"type": "Property", "value": "urn:ngsi-ld:Person:ana"},
         "location": {"type": "GeoProperty", "value": {"type": "Point",
                                                        "coordinates": [23.8, 44.3]}}}
-TAP = {"id": "urn:ngsi-ld:TicketValidation:1", "type": "TicketValidation",
+TAP: dict[str, Any] = {"id": "urn:ngsi-ld:TicketValidation:1", "type": "TicketValidation",
        "validationResult": {"type": "Property", "value": "accepted"},
        "refTransitCard": {"type": "Relationship", "object": "urn:ngsi-ld:TransitCard:77"},
        "riderCategory": {"type": "Property", "value": "student"}}
-DEBT = {"id": "urn:ngsi-ld:TaxObligation:1", "type": "TaxObligation",
+DEBT: dict[str, Any] = {"id": "urn:ngsi-ld:TaxObligation:1", "type": "TaxObligation",
         "obligationCategory": {"type": "Property", "value": "building"},
         "amountDue": {"type": "Property", "value": 1200.5}}
-CARD = {"id": "urn:ngsi-ld:TransitCard:77", "type": "TransitCard",
+CARD: dict[str, Any] = {"id": "urn:ngsi-ld:TransitCard:77", "type": "TransitCard",
         "cardStatus": {"type": "Property", "value": "active"}}
 
 
@@ -49,8 +49,9 @@ async def get(city: City, path: str, headers: dict[str, str] | None = None,
 @pytest.mark.parametrize("options", ["", "concise", "keyValues"])
 async def test_public_reads_lighting_without_its_pseudonymous_owner(seeded: City,
                                                                     options: str) -> None:
-    answer = await get(seeded, f"{ENTITIES}/{LAMP['id']}", **({"options": options}
-                                                               if options else {}))
+    params = {"options": options} if options else {}
+    answer = await seeded.http.get(f"{ENTITIES}/{LAMP['id']}", params=params,
+                                   headers=City.ask(context=LIGHTING))
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert "status" in body and "owner" not in body

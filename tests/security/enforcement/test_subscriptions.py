@@ -14,7 +14,7 @@ SUBSCRIPTIONS = "/ngsi-ld/v1/subscriptions"
 
 
 def subscription(url: str, *types: str, purpose: str | None = None,
-                 **members: Any) -> dict[str, Any]:
+                 **members: Any) -> dict[str, Any]:  # members: q=, watchedAttributes=...
     body: dict[str, Any] = {"type": "Subscription",
                             "notification": {"endpoint": {"uri": url,
                                                           "accept": "application/json"}},
@@ -51,9 +51,8 @@ async def test_a_notification_carries_only_what_its_owner_may_read(city: City) -
 async def test_entities_the_owner_may_not_see_are_dropped_at_delivery(city: City) -> None:
     async with serving_receiver() as receiver:
         # Public may subscribe by attribute (no type named); it is notified of lighting only.
-        await subscribe(city, {}, subscription(
-            receiver.url, watchedAttributes=["validationResult", "status"],
-            **{"@context": [CETATE, LIGHTING]}))
+        body = subscription(receiver.url, watchedAttributes=["validationResult", "status"])
+        await subscribe(city, {}, {**body, "@context": [CETATE, LIGHTING]})
         await city.create(TAP)
         await city.create(LAMP, context=LIGHTING)
         await receiver.wait_for(1)
@@ -113,13 +112,11 @@ async def test_a_principal_sees_and_manages_only_its_own_subscriptions(city: Cit
 async def test_no_notification_tells_of_a_masked_attribute(city: City) -> None:
     async with serving_receiver() as probing, serving_receiver() as witness:
         lighting = {"@context": LIGHTING}
-        await subscribe(city, {}, subscription(probing.url, "Streetlight",
-                                               q='owner=="urn:ngsi-ld:Person:ana"', **lighting))
-        await subscribe(city, {}, subscription(probing.url, "Streetlight",
-                                               watchedAttributes=["owner"], **lighting))
-        await subscribe(city, {}, subscription(witness.url, "Streetlight",
-                                               watchedAttributes=["owner", "status"],
-                                               **lighting))
+        for body in (subscription(probing.url, "Streetlight", q='owner=="urn:ngsi-ld:Person:ana"'),
+                     subscription(probing.url, "Streetlight", watchedAttributes=["owner"]),
+                     subscription(witness.url, "Streetlight",
+                                  watchedAttributes=["owner", "status"])):
+            await subscribe(city, {}, {**body, **lighting})
         await city.create(LAMP, context=LIGHTING)
         owner = {"owner": {"type": "Property", "value": "urn:ngsi-ld:Person:ion"}}
         status = {"status": {"type": "Property", "value": "broken"}}
