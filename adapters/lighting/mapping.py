@@ -36,6 +36,13 @@ CABINET_MODE = {"AUTO": "automatic", "MANUAL": "manual", "SEMI": "semiautomatic"
 SWITCHING_MODE = {"NIGHT_ON": "night-ON", "NIGHT_DIM": "night-LOW", "ALWAYS_ON": "always-ON",
                   "OFF": "night-OFF"}
 
+# Attributes the CMS measures or observes: they carry observedAt (NGSI-LD clause 4.8); the rest
+# (names, addresses, references, dates) describe the asset and carry none.
+OBSERVED = frozenset({"status", "powerState", "illuminanceLevel", "powerConsumption", "voltage",
+                      "current", "powerFactor", "lifetimePowerConsumption", "deviceState",
+                      "configuration", "energyConsumed", "totalActivePower", "voltageR",
+                      "voltageS", "voltageT"})
+
 
 class UnknownReference(BadRecord):
     """A record naming a cabinet or group the CMS never described (dead-lettered)."""
@@ -76,7 +83,11 @@ def _address(street: str) -> dict[str, str]:
 
 def _normalized(kv: dict[str, Any], observed_at: str) -> dict[str, Any]:
     contract = contracts().named(kv["type"])
-    return to_normalized({k: v for k, v in kv.items() if v is not None}, contract, observed_at)
+    entity = to_normalized({k: v for k, v in kv.items() if v is not None}, contract, observed_at)
+    for name, attribute in entity.items():
+        if name not in OBSERVED and isinstance(attribute, dict):
+            attribute.pop("observedAt", None)
+    return entity
 
 
 def _status(faults: tuple[str, ...]) -> str:

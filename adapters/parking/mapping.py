@@ -24,6 +24,10 @@ PREFIX = "craiova"
 ALMOST_FULL = 0.9  # occupancy from which a car park shows `almostFull` (DATEX II)
 Occupancy = tuple[int, int, str]  # free spaces, occupied spaces, time of the latest event
 
+# Attributes a sensor or a barrier counts: they carry observedAt (NGSI-LD clause 4.8); the
+# rest describe the site and carry none.
+OBSERVED = frozenset({"status", "availableSpotNumber", "occupiedSpotNumber", "occupancy"})
+
 
 class UnknownReference(BadRecord):
     """A record naming a zone the city does not have (dead-lettered)."""
@@ -56,7 +60,11 @@ def _address(street: str) -> dict[str, str]:
 
 def _normalized(kv: dict[str, Any], observed_at: str | None) -> dict[str, Any]:
     contract = contracts().named(kv["type"])
-    return to_normalized({k: v for k, v in kv.items() if v is not None}, contract, observed_at)
+    entity = to_normalized({k: v for k, v in kv.items() if v is not None}, contract, observed_at)
+    for name, attribute in entity.items():
+        if name not in OBSERVED and isinstance(attribute, dict):
+            attribute.pop("observedAt", None)
+    return entity
 
 
 def _known(zone: str, zones: Set[str] | None) -> None:
