@@ -241,19 +241,25 @@ class Guard:
         on it would reveal it one yes/no at a time); None when nothing is left to match."""
         if not self.enforcing:
             return query
-        known = set(await store.entity_types(self.tenant))
-        policy = self.access.policies.policy
-        if policy is not None:
-            known.update(policy.types)
+        known = _named_types(query)
+        if known is None:  # no type named on some branch: every type the tenant holds
+            known = set(await store.entity_types(self.tenant))
+            policy = self.access.policies.policy
+            if policy is not None:
+                known.update(policy.types)
         named = _filtered_attributes(query)
-        allowed = []
+        allowed: list[str] = []
+        rules: list[str] = []
         for t in sorted(known):
             decision = self.read_decision(t)
             if decision.allowed and all(decision.effect(a) == "allow" for a in named):
                 allowed.append(t)
+                rules.extend(decision.rules)
         if not allowed:
             self.decide("read", sorted(known) or ["*"])  # noted: nothing readable
             return None
+        if self.request is not None:  # noted even if no entity matches
+            audit.note(self.request, decision="allow", rule=",".join(dict.fromkeys(rules)))
         scope: TypeExpr = (TypeName(allowed[0]) if len(allowed) == 1
                            else AnyOf(tuple(TypeName(t) for t in allowed)))
         selectors = None
@@ -301,6 +307,23 @@ class Guard:
 
 def _within(types: TypeExpr | None, scope: TypeExpr) -> TypeExpr:
     return scope if types is None else AllOf((types, scope))
+
+
+def _type_leaves(expr: TypeExpr) -> set[str]:
+    if isinstance(expr, TypeName):
+        return {expr.name}
+    return {n for item in expr.items for n in _type_leaves(item)}
+
+
+def _named_types(query: EntityQuery) -> set[str] | None:
+    """Every type a query can match, when each of its branches names types; else None."""
+    if query.selectors is not None and query.types is None:
+        if any(s.types is None for s in query.selectors):
+            return None
+        return {n for s in query.selectors for n in _type_leaves(s.types)}
+    if query.types is None:
+        return None
+    return _type_leaves(query.types)
 
 
 def _filtered_attributes(query: EntityQuery) -> set[str]:
