@@ -7,9 +7,9 @@ DST change never makes two hours one). Published as Smart Data Models Transporta
 `peopleCount` over [`dateObservedFrom`, `dateObservedTo`) (`dateObserved`, which the SDM schema
 requires, is that hour as an ISO 8601 interval), at the stop's `location`, the stop's GtfsStop
 id in `seeAlso`; every attribute is in the upstream schema (dataModel.Transportation
-CrowdFlowObserved/schema.json: GSMA-Commons, Location-Commons and its own). contracts/ has no
-contract for that type yet (see PROPOSED_CONTRACT below): the broker stores it unchecked until
-one is added.
+CrowdFlowObserved/schema.json: GSMA-Commons, Location-Commons and its own). Its contract,
+contracts/types/CrowdFlowObserved.json, classifies every attribute `none`, and the default
+open-data policy lets the public read it.
 
 An hour is counted from all of its taps at once (the simulator serves a whole hour, as a back
 office's end-of-hour export would), so a recount is the same count: the upsert is idempotent
@@ -29,25 +29,6 @@ from adapters.ticketing.parse import Tap
 
 TRANSPORTATION_CONTEXT = "https://smart-data-models.github.io/dataModel.Transportation/context.jsonld"
 HOUR = timedelta(hours=1)
-# The contract the aggregate would have in contracts/types/ (not added here: contracts/ belongs
-# to the lead). Nothing in it is about a person.
-PROPOSED_CONTRACT: dict[str, Any] = {
-    "type": "CrowdFlowObserved",
-    "typeIri": "https://smartdatamodels.org/dataModel.Transportation/CrowdFlowObserved",
-    "schema": "schemas/Transportation/CrowdFlowObserved.json",
-    "context": TRANSPORTATION_CONTEXT,
-    "origin": "FIWARE Smart Data Models, smart-data-models/dataModel.Transportation",
-    "retention": "P10Y", "lawfulBasis": "public-task", "additionalAttributes": False,
-    "attributes": {name: {"personalData": "none", **({"kind": kind} if kind else {})}
-                   for name, kind in (("id", None), ("type", None), ("name", "Property"),
-                                      ("location", "GeoProperty"), ("seeAlso", "Property"),
-                                      ("dataProvider", "Property"), ("source", "Property"),
-                                      ("peopleCount", "Property"), ("dateObserved", "Property"),
-                                      ("dateObservedFrom", "Property"),
-                                      ("dateObservedTo", "Property"))},
-}
-
-
 @dataclass(frozen=True)
 class StopHour:
     stop_id: str

@@ -35,7 +35,7 @@ def test_the_issue_s_types_are_all_there() -> None:
         "ParkingAccess", "GtfsAgency", "GtfsStop", "GtfsRoute", "GtfsTrip",
         "PublicTransportStop", "Vehicle", "Organization", "Person", "PublicService", "Cost",
         "FareProduct", "TransitCard", "TicketValidation", "ParkingSession", "Taxpayer",
-        "TaxObligation", "TaxPayment"}
+        "TaxObligation", "TaxPayment", "CrowdFlowObserved"}
     assert len(CETATE) == 7
 
 

@@ -154,7 +154,7 @@ def test_hourly_aggregate_counts_boardings_and_names_no_card(system: TicketingSy
     assert first["seeAlso"]["value"] == ["urn:ngsi-ld:GtfsStop:rat-craiova:S01"]
     text = json.dumps(entities)
     assert "TransitCard" not in text and "card" not in text.lower()
-    assert all(problems(e) == [] for e in entities)  # no contract yet: nothing to break
+    assert all(problems(e) == [] for e in entities)  # contracts/types/CrowdFlowObserved.json
     # An hour's taps, served again, count the same (what makes a replayed hour idempotent).
     assert hourly_entities(list(reversed(taps)), network) == entities
 

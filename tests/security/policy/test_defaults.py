@@ -21,7 +21,7 @@ GROUPS = {
                 "OffStreetParking"),
     "parking-session": ("ParkingSession",),
     "network": ("GtfsAgency", "GtfsRoute", "GtfsStop", "GtfsTrip", "PublicTransportStop",
-                "FareProduct"),
+                "FareProduct", "CrowdFlowObserved"),
     "vehicle": ("Vehicle",),
     "validation": ("TicketValidation",),
     "card": ("TransitCard",),
