@@ -16,7 +16,8 @@ import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import sha256
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -113,17 +114,16 @@ def commitment(salt: bytes, detail: str) -> str:
     return hashlib.sha256(salt + detail.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Detail:
-    """One committed detail: kept apart from the leaf, deleted on erasure."""
+class Detail(NamedTuple):
+    """One committed detail: kept apart from the leaf, deleted on erasure. (Named tuples, not
+    frozen dataclasses: two are made for every request, and they construct twice as fast.)"""
 
     name: str
     salt: bytes
     value: str
 
 
-@dataclass(frozen=True)
-class Sealed:
+class Sealed(NamedTuple):
     """An entry ready to append: its leaf bytes, the columns to query it by, its details."""
 
     entry: bytes
@@ -138,17 +138,22 @@ def seal(record: AuditRecord, *, time: str, request_id: str, status: int,
     principal = record.principal
     subject = pseudonyms(principal.subject)
     # details by name (a record's own "subject" detail, if any, replaces the principal's)
-    personal = sorted({"subject": principal.subject, **record.personal}.items()) \
-        if record.personal else [("subject", principal.subject)]
-    salts = _SALTS.take(SALT_BYTES * len(personal))
+    personal = record.personal
+    if not personal:
+        items: list[tuple[str, str]] = [("subject", principal.subject)]
+    elif len(personal) == 1 and "client" in personal:  # the usual request: sorted already
+        items = [("client", personal["client"]), ("subject", principal.subject)]
+    else:
+        items = sorted({"subject": principal.subject, **personal}.items())
+    salts = _SALTS.take(SALT_BYTES * len(items))
     details: list[Detail] = []
     commitments: dict[str, str] = {}
     at = 0
-    for name, value in personal:
+    for name, value in items:
         salt = salts[at:at + SALT_BYTES]
         at += SALT_BYTES
         details.append(Detail(name, salt, value))
-        commitments[name] = hashlib.sha256(salt + value.encode()).hexdigest()
+        commitments[name] = sha256(salt + value.encode()).hexdigest()
     roles = principal.roles
     tenant, action, purpose, decision = record.tenant, record.action, record.purpose, \
         record.decision
