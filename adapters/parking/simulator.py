@@ -86,6 +86,7 @@ class Parking:
     spaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     car_parks: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: list[dict[str, str]] = field(default_factory=list)
+    ends: dict[str, datetime] = field(default_factory=dict)  # session id -> end of paid time
     spoil_car_parks: int = 0
     sensor_seq: int = 0
     session_seq: int = 0
@@ -126,9 +127,10 @@ class Parking:
     # -- time passing ------------------------------------------------------------------------
 
     def tick(self, minutes: int = 1) -> tuple[list[tuple[str, bytes]], list[dict[str, str]]]:
-        """Advance; (sensor events to publish, SMS sessions started) of these minutes."""
+        """Advance; (sensor events to publish, SMS export rows: sessions started or ended) of
+        these minutes."""
         events: list[tuple[str, bytes]] = []
-        started: list[dict[str, str]] = []
+        rows: list[dict[str, str]] = []
         for _ in range(minutes):
             self.clock += timedelta(minutes=1)
             for key in self.rng.sample(sorted(self.spaces), 4):
@@ -141,10 +143,21 @@ class Parking:
                                           park["free"] + self.rng.randint(-12, 12)))
                 park["status"] = "FULL" if park["free"] == 0 else "OPEN"
                 park["updated"] = _iso(self.clock)
-            for _ in range(self.sessions_per_tick):
-                started.append(self._session())
-        self.sessions.extend(started)
-        return events, started
+            started = [self._session() for _ in range(self.sessions_per_tick)]
+            self.sessions.extend(started)
+            rows.extend(dict(s) for s in started)  # as exported now, whatever comes later
+            rows.extend(self._ended())
+        return events, rows
+
+    def _ended(self) -> list[dict[str, str]]:
+        """Sessions whose paid time ran out this minute, exported again as ended (INCHEIAT):
+        the same session id, so the broker's entity is updated, not doubled."""
+        ended = []
+        for session in self.sessions:
+            if session["status"] == "ACTIV" and self.ends[session["id"]] <= self.clock:
+                session["status"] = "INCHEIAT"
+                ended.append(dict(session))
+        return ended
 
     def _session(self) -> dict[str, str]:
         self.session_seq += 1
@@ -162,7 +175,9 @@ class Parking:
                                                      cl=county.lower(), ll=letters.lower())
         phone = self.rng.choice(PHONE_STYLES).format(d=digits, a=digits[:2], b=digits[2:5],
                                                      c=digits[5:])
-        return {"id": f"SMS-{self.clock:%Y%m%d}-{self.session_seq:06d}", "msisdn": phone,
+        session_id = f"SMS-{self.clock:%Y%m%d}-{self.session_seq:06d}"
+        self.ends[session_id] = start.astimezone(UTC) + timedelta(minutes=minutes)
+        return {"id": session_id, "msisdn": phone,
                 "plate": plate, "zone": zone, "street": street,
                 "start": start.strftime("%Y-%m-%d %H:%M:%S"), "duration_min": str(minutes),
                 "amount_ron": f"{amount:.2f}".replace(".", ","), "status": "ACTIV"}
@@ -187,7 +202,8 @@ class Parking:
     def truth(self) -> dict[str, Any]:
         return {"spots": {k: s["event"] for k, s in self.spaces.items()},
                 "carparks": {k: p["free"] for k, p in self.car_parks.items()},
-                "sessions": [s["id"] for s in self.sessions]}
+                "sessions": [s["id"] for s in self.sessions],
+                "ended": sorted(s["id"] for s in self.sessions if s["status"] == "INCHEIAT")}
 
 
 def csv_text(rows: list[dict[str, str]]) -> str:

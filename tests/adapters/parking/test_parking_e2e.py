@@ -91,11 +91,14 @@ def mirrors(found: dict[str, list[dict[str, Any]]], sim: ParkingSimulator) -> bo
     parks = {e["id"].rsplit("craiova-", 1)[1]: e["availableSpotNumber"]["value"]
              for e in found["OffStreetParking"]}
     sessions = [e["id"].rsplit("craiova-sms-", 1)[1] for e in found["ParkingSession"]]
+    ended = sorted(e["id"].rsplit("craiova-sms-", 1)[1] for e in found["ParkingSession"]
+                   if e["status"]["value"] == "completed")
     free = {e["id"].rsplit("zona-", 1)[1]: e.get("availableSpotNumber", {}).get("value")
             for e in found["OnStreetParking"]}
     free_truth = {zone: sum(s["zone"] == zone and s["event"] == "FREE"
                             for s in sim.state.spaces.values()) for zone in free}
     return (spots == expected and parks == truth["carparks"] and free == free_truth
+            and ended == truth["ended"]
             and sorted(sessions) == sorted(truth["sessions"]) and len(set(sessions)) ==
             len(sessions) and len(found["OnStreetParking"]) == ZONES)
 

@@ -180,3 +180,17 @@ def test_a_zone_counts_its_free_spaces_once_every_space_reported() -> None:
     assert entity["availableSpotNumber"]["value"] == free
     assert entity["occupancyModified"]["value"] == at
     assert problems(with_context(entity)) == []
+
+
+def test_a_session_ends_in_a_later_export_under_the_same_id() -> None:
+    city = Parking(seed=2, sessions_per_tick=1)
+    _, [row] = city.tick()
+    minutes = int(row["duration_min"])
+    later = [r for _ in range(minutes) for r in city.tick()[1]]
+    ended = [r for r in later if r["id"] == row["id"]]
+    assert [r["status"] for r in ended] == ["INCHEIAT"]
+    first = mapping.parking_session(parse.parse_sms_row(row, 1), PSEUDONYMISE)
+    last = mapping.parking_session(parse.parse_sms_row(ended[0], 1), PSEUDONYMISE)
+    assert first["id"] == last["id"]
+    assert (first["status"]["value"], last["status"]["value"]) == ("active", "completed")
+    assert row["id"] in city.truth()["ended"]
