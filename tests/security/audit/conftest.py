@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from broker.settings import Settings
 from security.audit.entry import AuditRecord, Principal, Pseudonyms, Sealed, seal
 from security.audit.note import Checkpoint, NoteSigner, sign_checkpoint
 from security.audit.sqlite_log import SQLiteAuditStorage
@@ -73,3 +74,15 @@ def filled_log(tmp_path: Path) -> Iterator[Callable[[int, int], FilledLog]]:
     yield make
     for storage in made:
         storage.close()
+
+
+@pytest.fixture
+def settings(test_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """tests/conftest.py's settings, but with the log in the store's own database on either
+    engine (as the broker runs): only the keys go to tmp_path (and to the environment, where
+    `cetate audit` commands run by the test look for them)."""
+    keys = str(tmp_path / "audit-keys")
+    monkeypatch.delenv("CETATE_AUDIT_STORE", raising=False)
+    monkeypatch.setenv("CETATE_AUDIT_KEY_DIR", keys)
+    return Settings(store=test_store_url, allowed_networks=("127.0.0.0/8",),
+                    max_body_bytes=1_000_000, log_level="WARNING", audit_key_dir=keys)

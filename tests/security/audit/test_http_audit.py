@@ -64,7 +64,7 @@ async def test_writes_are_durable_when_acknowledged(client: httpx.AsyncClient,
         r = await client.post(ENTITIES, json=spot(n))
         assert r.status_code == 201
         # committed before the response left: the storage already holds it, no flush needed
-        rows = audit.storage.entries(0, 1000)
+        rows = await audit.entries(0, 1000)
         assert decode(rows[-1][1])["entities"]["ids"] == [spot(n)["id"]]
 
 
