@@ -2,12 +2,14 @@
 
     .venv/bin/python -m bench.audit [--clients 16] [--requests 2000] [--verify-entries 200000]
 
-Two brokers run side by side, one with the audit log on, one with CETATE_AUDIT=off, each on its
-own fresh SQLite store; they are driven in turn (writes, then reads; four rounds, the first
+Two brokers run side by side, one with the audit log on (its tables in the store's database, its
+entries in the store writer's commits), one with CETATE_AUDIT=off, each on its own fresh SQLite
+store; they are driven in turn (writes, then reads; four rounds, the first
 broker alternating) so drift on a shared machine hits both; medians are compared. Prints
 requests/s with the log on and off and the on/off ratio (target: at most 10 % cost, ratio
 >= 0.90), then entries/s of `verify_export` over an export of --verify-entries random entries
-(target: above 100,000/s).
+(target: above 100,000/s). On a shared machine read the CPU figures: CPU-seconds per request of
+each broker process, and entries per CPU-second of the verifier.
 """
 
 from __future__ import annotations
