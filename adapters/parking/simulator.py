@@ -143,7 +143,7 @@ class Parking:
                                           park["free"] + self.rng.randint(-12, 12)))
                 park["status"] = "FULL" if park["free"] == 0 else "OPEN"
                 park["updated"] = _iso(self.clock)
-            started = [self._session() for _ in range(self.sessions_per_tick)]
+            started = [self.new_session() for _ in range(self.sessions_per_tick)]
             self.sessions.extend(started)
             rows.extend(dict(s) for s in started)  # as exported now, whatever comes later
             rows.extend(self._ended())
@@ -159,7 +159,8 @@ class Parking:
                 ended.append(dict(session))
         return ended
 
-    def _session(self) -> dict[str, str]:
+    def new_session(self) -> dict[str, str]:
+        """A pay-by-SMS session starting now (an export row)."""
         self.session_seq += 1
         zone, _, street, _, _, _, tariff, max_minutes = self.rng.choice(ZONES)
         minutes = self.rng.choice((30, 60, 60, 120, max_minutes))
@@ -331,8 +332,8 @@ class ParkingSimulator:
                 events.append((f"{state.prefix}/{bad['zone']}/{bad['sensor']}", payload))
             await self._publish(events, retain=False)
             return
-        good = [state._session() for _ in range(2)]
-        bad_rows = [state._session() for _ in range(count)]
+        good = [state.new_session() for _ in range(2)]
+        bad_rows = [state.new_session() for _ in range(count)]
         if kind == "sms-impossible":
             for n, row in enumerate(bad_rows):
                 if n % 2 == 0:
