@@ -278,3 +278,34 @@ async def test_an_adapter_started_before_the_cms_waits_for_it() -> None:
         await runner.cleanup()
     assert raw.stream == "cms" and raw.position == raw.data["seq"] and not raw.error
     assert known == set(cms.cabinets) | set(cms.groups)
+
+
+async def test_a_change_made_while_the_cms_is_down_reaches_it_when_it_is_back(
+        broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
+    if not await _subscriptions_served(broker.url):
+        pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
+    cms = small(9)
+    port = free_port()
+    runner, url = await start(cms, port=port)
+    options = Options(broker=broker.url, state_dir=adapter_state, linger=0.1)
+    task = asyncio.create_task(run(LightingAdapter(), {"cms": url, "interval": 0.1}, options))
+    light = "urn:ngsi-ld:Streetlight:craiova-L-000003"
+    try:
+        await eventually(lambda: len(held(broker.url, "Streetlight", STREETLIGHTING)) == 30,
+                         "the lamps published", task=task)
+        await runner.cleanup()  # the CMS goes down
+        async with httpx.AsyncClient(base_url=broker.url, headers={"Link": LINK}) as http:
+            patch = await http.patch(f"/ngsi-ld/v1/entities/{light}/attrs", json={
+                "illuminanceLevel": {"type": "Property", "value": 0.45}})
+        assert patch.status_code == 204, patch.text
+        await asyncio.sleep(1.0)  # the notification fails: answered 503, to be sent again
+        assert cms.controllers["LC-000003"]["dimLevel"] == 100
+        runner, _ = await start(cms, port=port)  # back, on the same address
+        await eventually(lambda: cms.controllers["LC-000003"]["dimLevel"] == 45,
+                         "the command, once the broker sent the notification again", task=task)
+    finally:
+        options.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 15)
+        finally:
+            await runner.cleanup()
