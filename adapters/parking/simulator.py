@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -236,6 +237,7 @@ class ParkingSimulator:
                              f"-{random.randrange(1 << 30)}", sessions_per_tick=sessions_per_tick)
         self.host, self.port = host, port
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
+        self.own_exports = exports is None  # a temporary directory, removed at stop
         self.exports = exports or Path(tempfile.mkdtemp(prefix="cetate-sms-"))
         self.ticks = ticks  # exports written at start, before any adapter reads
         self.tick_every = tick  # > 0: the city moves on one minute every `tick` seconds
@@ -281,6 +283,8 @@ class ParkingSimulator:
             await self.clear_retained()
             await self._mqtt.__aexit__(None, None, None)
             self._mqtt = None
+        if self.own_exports:
+            shutil.rmtree(self.exports, ignore_errors=True)
 
     async def clear_retained(self) -> None:
         """Remove the retained states (an empty retained message deletes one), so Mosquitto
