@@ -156,6 +156,11 @@ def setup(app: web.Application, identity: IdentityResolver | None = None,
 
 def _decision_note(request: web.Request, principal: Principal, purpose: str | None,
                    decision: Decision) -> None:
+    """Note a decision in the request's audit record; a deny already noted stays (a batch with
+    one refused entity is recorded as denied, whatever the order of its entities)."""
+    record = request.get(audit.RECORD)
+    if decision.allowed and getattr(record, "decision", None) == "deny":
+        return
     fields: dict[str, Any] = {"decision": "allow" if decision.allowed else "deny",
                               "rule": ",".join(decision.rules)}
     if purpose is not None:
@@ -174,7 +179,6 @@ class Guard:
     principal: Principal
     purpose: str | None
     tenant: str
-    denied: bool = False  # a deny was noted: later allows do not overwrite it
 
     @property
     def enforcing(self) -> bool:
@@ -185,10 +189,8 @@ class Guard:
         decision = self.access.decide(self.principal, action,
                                       Resource.entity(tuple(types), self.tenant, attributes),
                                       self.purpose)
-        if self.request is not None and decision is not OPEN and not (
-                self.denied and decision.allowed):
+        if self.request is not None and decision is not OPEN:
             _decision_note(self.request, self.principal, self.purpose, decision)
-            self.denied = self.denied or not decision.allowed
         return decision
 
     def decide_api(self, action: str, api: str) -> Decision:
@@ -259,7 +261,8 @@ class Guard:
             self.decide("read", sorted(known) or ["*"])  # noted: nothing readable
             return None
         if self.request is not None:  # noted even if no entity matches
-            audit.note(self.request, decision="allow", rule=",".join(dict.fromkeys(rules)))
+            _decision_note(self.request, self.principal, self.purpose,
+                           Decision(True, tuple(dict.fromkeys(rules)), "query"))
         scope: TypeExpr = (TypeName(allowed[0]) if len(allowed) == 1
                            else AnyOf(tuple(TypeName(t) for t in allowed)))
         selectors = None

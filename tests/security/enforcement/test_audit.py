@@ -52,3 +52,16 @@ async def test_decisions_are_noted_in_the_entries(city: City) -> None:
               and "deny" in orjson.dumps(e).decode()]
     assert denied and "default-deny" in orjson.dumps(denied).decode()
     assert "transport-operations" in text  # the purpose of the operator's read
+
+
+async def test_a_batch_with_one_refusal_is_recorded_as_denied(city: City) -> None:
+    city_it = {**city.token("city-it"), "Content-Type": "application/ld+json"}
+    lamp = {**LAMP, "@context": LIGHTING}
+    tap = {**TAP, "@context": "https://cetate.city/ns/context.jsonld"}
+    for n, batch in enumerate(([lamp, tap], [tap, lamp])):
+        renamed = [{**e, "id": f"{e['id']}-{n}"} for e in batch]
+        answer = await city.http.post("/ngsi-ld/v1/entityOperations/create",
+                                      content=orjson.dumps(renamed), headers=city_it)
+        assert answer.status_code == 207
+    batches = await entries(city, action="batch.create")
+    assert [(e["decision"], e["status"]) for e in batches] == [("deny", 207)] * 2
