@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -169,10 +170,15 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
         second = spawn_cli(*args)
         try:
             await eventually(lambda: checkpoint(adapter_state).get("cms") == cms.seq,
-                             "the restarted adapter reaching the end of the feed")
+                             "the restarted adapter reaching the end of the feed",
+                             timeout=2 * WAIT)  # a process start on a loaded machine
         finally:
             second.send_signal(signal.SIGTERM)
-            second.wait(10)
+            try:
+                second.wait(20)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                raise
     assert_mirrors(lighting(broker.url), cms)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -235,10 +236,15 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
         second = spawn_cli(*args)
         try:
             await eventually(lambda: mirrors(parking(broker.url), simulator),
-                             "the broker holding exactly what the simulator produced")
+                             "the broker holding exactly what the simulator produced",
+                             timeout=2 * WAIT)  # a process start on a loaded machine
         finally:
             second.send_signal(signal.SIGTERM)
-            second.wait(10)
+            try:
+                second.wait(20)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                raise
     finally:
         async with aiomqtt.Client("127.0.0.1", 1883, identifier=client, clean_session=True):
             pass  # the persistent session, discarded
