@@ -88,6 +88,7 @@ class _Job:
     run: WriteRun
     loop: asyncio.AbstractEventLoop | None  # None: nobody waits (fire and forget)
     future: asyncio.Future[Any] | None
+    entry: object | None = None  # the audit entry its request will append (sqlite_audit.py)
 
 
 _STOP = object()  # queue sentinel: finish what is queued, then leave
@@ -255,7 +256,7 @@ class SQLiteStore:
                       group: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         """Run the jobs in one transaction, each in a savepoint; (job, ok, result or error)."""
         outcomes: list[tuple[_Job, bool, Any]] = []
-        audited = None
+        audited = held = None
         try:
             self._audit.group_started()
             conn.execute("BEGIN IMMEDIATE")
@@ -281,6 +282,7 @@ class SQLiteStore:
                 # the group like a failed COMMIT (no write acknowledged without its
                 # notifications).
                 self._plan(conn, self._observer, written)
+            held = self._audit.hold(outcomes, _deliver)
             audited = self._audit.before_commit(conn)
             conn.execute("COMMIT")
         except Exception as exc:  # BEGIN, a savepoint, the plan or COMMIT failed: nothing holds
@@ -291,12 +293,13 @@ class SQLiteStore:
             except sqlite3.Error:
                 log.exception("rollback after a failed commit failed")
             failure = CommitFailed(f"The store could not commit the write: {exc}")
-            self._audit.after_commit(audited, failure)
-            return [(job, False, failure) for job in group]
+            self._audit.after_commit(audited, failure, held)
+            return [(job, False, failure) for job in group
+                    if held is None or id(job) not in held.jobs]
         self._audit.after_commit(audited, None)
         self.groups_committed += 1
         self.jobs_committed += len(group)
-        return outcomes
+        return outcomes if held is None else [o for o in outcomes if id(o[0]) not in held.jobs]
 
     @staticmethod
     def _plan(conn: sqlite3.Connection, observer: WriteObserver,
@@ -324,7 +327,8 @@ class SQLiteStore:
         if not self._accepting:
             raise StoreClosed("The store is closed")
         loop = asyncio.get_running_loop() if wait else None
-        jobs = [_Job(run, loop, loop.create_future() if loop else None) for run in runs]
+        entry = self._audit.caller_entry() if wait else None
+        jobs = [_Job(run, loop, loop.create_future() if loop else None, entry) for run in runs]
         self._jobs.put(jobs)
         return [job.future for job in jobs if job.future is not None]
 
