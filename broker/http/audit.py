@@ -29,7 +29,13 @@ from broker.http.state import BROKER
 from broker.logs import request_id
 from broker.settings import Settings
 from security.audit.entry import AuditRecord, seal
-from security.audit.log import MAX_QUERY_LIMIT, AuditLog, EntryQuery, config_for
+from security.audit.log import (
+    MAX_QUERY_LIMIT,
+    PENDING_ENTRY,
+    AuditLog,
+    EntryQuery,
+    config_for,
+)
 from security.audit.merkle import ProofError
 
 log = logging.getLogger("cetate.audit")
@@ -145,6 +151,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         record.personal["client"] = request.remote
     request[RECORD] = record
     status = 500
+    write = request.method not in READ_METHODS
+    announced = audit.expect_entry() if write else None  # its write may commit with it
     try:
         response = await handler(request)
         status = response.status
@@ -161,7 +169,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         sealed = seal(record, time=_now(), request_id=request_id.get(), status=status,
                       pseudonyms=audit.pseudonyms)
-        if request.method in READ_METHODS:
+        if not write:
             audit.submit(sealed)
         else:
             try:
@@ -172,6 +180,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
                 log.exception("audit entry of %s %s not recorded", request.method, request.path)
                 raise InternalError("The access could not be recorded in the audit log; the "
                                     "change may have been applied") from exc
+            finally:
+                if announced is not None:
+                    PENDING_ENTRY.reset(announced)
 
 
 def record_event(app: web.Application, record: AuditRecord, *, status: int,
