@@ -123,7 +123,8 @@ class PostgresStoreAudit:
     def ready(self) -> bool:
         return self._accepting()
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+            key: object | None = None) -> None:
         self._queue.append((sealed, future))
         if urgent or len(self._queue) >= GROUP_COMMIT_MAX:
             self._wakeup.set()

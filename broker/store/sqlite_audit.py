@@ -9,6 +9,15 @@ queued, or a group has not reached its COMMIT yet); only with the writer idle do
 an empty job to start one, so under load a write's entry shares the commit of other requests'
 entity writes instead of costing a commit of its own. A read's entry waits for the next group
 (anyone's write, an urgent entry, a tree head).
+
+A write's own entry in its write's commit: a write request announces its entry (PENDING_ENTRY,
+security/audit/log.py) and its jobs carry that key. After running a group's jobs the writer
+answers the keyed ones at once (`hold`), still inside the transaction, and waits (at most
+HOLD_S) for their requests' entries, which the middleware appends as soon as the handler has
+answered; then they are drained and committed with the writes: one commit per write request
+instead of two in a row. Nothing is answered before COMMIT: the response waits for its entry's
+future, resolved after COMMIT. If COMMIT fails, those entries fail (500, not 2xx), and so does an
+entry that arrives too late for the failed group (its key is doomed).
 Sequencing is audit_tree's row read inside the writer's BEGIN IMMEDIATE transaction
 (security/audit/sqlite_log.py), safe across processes sharing one file.
 Reads use connections of their own (SQLiteAuditStorage with create=False: the migration
@@ -27,14 +36,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from security.audit.entry import Sealed
-from security.audit.log import GROUP_COMMIT_MAX, settle
+from security.audit.log import GROUP_COMMIT_MAX, PENDING_ENTRY, settle
 from security.audit.sqlite_log import SQLiteAuditStorage, add_checkpoint, append_rows, erase_subject
+
+
+class CommitFailed(RuntimeError):
+    """The write an entry records did not commit (so neither may its entry)."""
 
 log = logging.getLogger("cetate.audit")
 
 WriteRun = Callable[[sqlite3.Connection], Any]
 Pending = tuple[Sealed, "asyncio.Future[int]"]
 BATCH_MAX = 4 * GROUP_COMMIT_MAX  # entries one group appends; the rest wait for the next
+HOLD_S = 0.010  # longest a group waits for its requests' entries (a handler doing more work)
+
+
+@dataclass
+class Held:
+    """The jobs a group answered before COMMIT, and the entry keys of their requests."""
+
+    jobs: set[int]  # id() of the jobs
+    keys: set[object]
 
 
 @dataclass
@@ -43,6 +65,7 @@ class Taken:
 
     items: list[Pending] = field(default_factory=list)
     first: int | Exception = 0
+    keys: list[object] = field(default_factory=list)  # the announced entries among them
 
 
 class SQLiteStoreAudit:
@@ -58,6 +81,9 @@ class SQLiteStoreAudit:
         self._queued = queued  # jobs waiting for the writer (each will run a group)
         self._queue: list[Pending] = []
         self._lock = threading.Lock()  # the queue is filled on the loop, drained by the writer
+        self._arrived = threading.Condition(self._lock)  # an announced entry was queued
+        self._keys: dict[int, object] = {}  # id(future) -> key of the queued keyed entries
+        self._doomed: set[object] = set()  # keys whose write's commit failed after an answer
         self._woken = False  # an empty job is queued to start a group
         self._open = False  # a group is running and has not drained the queue yet
 
@@ -72,9 +98,18 @@ class SQLiteStoreAudit:
     def ready(self) -> bool:
         return self._accepting()
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+            key: object | None = None) -> None:
         with self._lock:
+            if key is not None and key in self._doomed:  # its write was not committed
+                self._doomed.discard(key)
+                future.set_exception(CommitFailed("The write this entry records did not "
+                                                  "commit"))
+                return
             self._queue.append((sealed, future))
+            if key is not None:
+                self._keys[id(future)] = key
+                self._arrived.notify_all()
             # Appended before looking: any group starting from now on drains it.
             coming = self._open or self._woken or self._queued() > 0
             full = len(self._queue) >= GROUP_COMMIT_MAX
@@ -102,6 +137,25 @@ class SQLiteStoreAudit:
 
     # -- the writer's hooks (writer thread, inside the group transaction) -----------------------
 
+    @staticmethod
+    def caller_entry() -> object | None:
+        """The entry key the calling request announced (on the loop, when a job is queued)."""
+        return PENDING_ENTRY.get()
+
+    def hold(self, outcomes: Sequence[tuple[Any, bool, Any]],
+             deliver: Callable[[Any, bool, Any], None]) -> Held | None:
+        """Answer the keyed jobs now and wait (HOLD_S at most) until their requests' entries
+        are queued, so the group's COMMIT holds them too; None if the group has no keyed job."""
+        keyed = [o for o in outcomes if o[0].entry is not None]
+        if not keyed:
+            return None
+        held = Held({id(o[0]) for o in keyed}, {o[0].entry for o in keyed})
+        for job, ok, value in keyed:
+            deliver(job, ok, value)
+        with self._arrived:
+            self._arrived.wait_for(lambda: held.keys <= set(self._keys.values()), HOLD_S)
+        return held
+
     def group_started(self) -> None:
         """A group transaction began: its before_commit will drain what is queued by then."""
         with self._lock:
@@ -116,10 +170,11 @@ class SQLiteStoreAudit:
                 return None
             items, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
             self._woken = bool(self._queue)
+            drained_keys = [self._keys.pop(id(f)) for _, f in items if id(f) in self._keys]
         if self._woken:
             with contextlib.suppress(Exception):  # closing: the rest fail with the store
                 self._submit([_nothing])  # the rest in the next group
-        taken = Taken(items)
+        taken = Taken(items, keys=drained_keys)
         conn.execute("SAVEPOINT audit")
         try:
             taken.first, _ = append_rows(conn, [s for s, _ in items])
@@ -130,9 +185,21 @@ class SQLiteStoreAudit:
         conn.execute("RELEASE audit")
         return taken
 
-    def after_commit(self, taken: Taken | None, failure: Exception | None) -> None:
+    def after_commit(self, taken: Taken | None, failure: Exception | None,
+                     held: Held | None = None) -> None:
         """Resolve the futures of a group's entries: their indices once committed, else the
-        failure (of COMMIT or of the append)."""
+        failure (of COMMIT or of the append). After a failure, the entries of answered writes
+        not in this group are doomed: they fail when they come."""
+        if failure is not None and held is not None:
+            late = held.keys - set(taken.keys if taken else ())
+            with self._lock:
+                self._doomed |= late
+                doomed_now = [(s, f) for s, f in self._queue if self._keys.get(id(f)) in late]
+                self._queue = [(s, f) for s, f in self._queue if (s, f) not in doomed_now]
+                for _, f in doomed_now:
+                    self._doomed.discard(self._keys.pop(id(f)))
+            if doomed_now:
+                settle(doomed_now, failure)
         if taken is None:
             if failure is not None:  # failed before draining: what is queued needs a group
                 with self._lock:

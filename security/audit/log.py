@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -35,6 +36,10 @@ CHECKPOINT_INTERVAL = 1.0  # seconds; the issue asks for a head at least every s
 GROUP_COMMIT_MAX = 512  # entries per transaction; bounds one group's latency
 DEFAULT_ORIGIN = "cetate.local/audit"
 MAX_QUERY_LIMIT = 1000
+# The entry the running write request will append (a key object): a store that sees it on a
+# write job can commit the job and that entry together (broker/store/sqlite_audit.py).
+PENDING_ENTRY: ContextVar[object | None] = ContextVar("cetate_audit_pending_entry",
+                                                      default=None)
 
 
 @dataclass(frozen=True)
@@ -145,9 +150,11 @@ class Committer(Protocol):
     own transactions, in a thread of the log's) and the broker store's (broker/store/
     sqlite_audit.py, postgres_audit.py: the entries ride in the store's own transactions)."""
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+            key: object | None = None) -> None:
         """Queue an entry; its future gets its index once committed (or the failure). An
-        urgent one is committed at once (with whatever else is queued)."""
+        urgent one is committed at once (with whatever else is queued). `key`: the request's
+        PENDING_ENTRY, if it announced one."""
 
     def wake(self) -> None:
         """Commit what is queued soon (a tree head is due, or a flush)."""
@@ -194,7 +201,8 @@ class ThreadedCommitter:
     def ready(self) -> bool:
         return True
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool) -> None:
+    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+            key: object | None = None) -> None:
         self._pending.append((sealed, future))
         if urgent or len(self._pending) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
@@ -298,8 +306,18 @@ class AuditLog:
         return future
 
     async def append(self, sealed: Sealed) -> int:
-        """Queue an entry and wait until it is durable (with whatever else is queued)."""
-        return await self.submit(sealed, urgent=True)
+        """Queue an entry and wait until it is durable (with whatever else is queued): in the
+        same commit as the request's write when the store holds it for this entry."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._last = future
+        self.committer.put(sealed, future, True, PENDING_ENTRY.get())
+        return await future
+
+    @staticmethod
+    def expect_entry() -> Token[object | None]:
+        """Announce that the running request (a write) will append an entry: the store may
+        then hold its write's commit for it. The token resets it (PENDING_ENTRY.reset)."""
+        return PENDING_ENTRY.set(object())
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed)."""
