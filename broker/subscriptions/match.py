@@ -61,6 +61,7 @@ DELETED_VALUE = {
     "ListProperty": [NULL],
     "ListRelationship": [NULL],
 }
+_SHOWS_DELETIONS = frozenset({"attributeDeleted", "entityUpdated"})
 # Which trigger names a change when several apply: the most specific entity-level one first.
 _ORDER = ("entityCreated", "entityDeleted", "entityUpdated", "attributeCreated",
           "attributeUpdated", "attributeDeleted")
@@ -308,7 +309,11 @@ def notification_entity(sub: Subscription, change: Change, trigger: str, terms: 
                 if instances:
                     out[terms.compact(iri)] = _with_previous(
                         instances, change.before["attrs"][iri], terms, opts)
-    if trigger in ("attributeDeleted", "entityUpdated") and change.before is not None:
+    # The deletions go out whenever the subscriber asked for them, even when the write also
+    # updated or created attributes and so was recorded under that (earlier) trigger.
+    wants_deletions = trigger in _SHOWS_DELETIONS or any(t in _SHOWS_DELETIONS
+                                                         for t in sub.triggers)
+    if wants_deletions and change.before is not None:
         for iri in change.deleted_attrs():
             if opts.keeps_attribute(iri):
                 out[terms.compact(iri)] = _deleted(change.before["attrs"][iri], terms, opts,
