@@ -156,3 +156,21 @@ async def test_accesses_outside_requests_are_recorded(client: httpx.AsyncClient,
     entry = next(e for e in await all_entries(client) if e["index"] == index)
     assert entry["action"] == "notification.send"
     assert entry["entities"] == {"ids": [spot(3)["id"]], "types": ["ParkingSpot"]}
+
+
+async def test_a_write_and_its_entry_share_one_commit(client: httpx.AsyncClient,
+                                                      server: TestServer) -> None:
+    from broker.http.state import BROKER
+    from broker.store.sqlite import SQLiteStore
+
+    store = server.app[BROKER].store
+    if not isinstance(store, SQLiteStore):
+        return  # PostgreSQL commits entries in batches of their own (postgres_audit.py)
+    await client.post(ENTITIES, json=spot(100))  # the store warmed up
+    before = store.groups_committed
+    for n in range(5):
+        assert (await client.post(ENTITIES, json=spot(n))).status_code == 201
+    assert store.groups_committed - before == 5  # one commit each: the write with its entry
+    rows = await server.app[AUDIT].entries(0, 1000)
+    assert [decode(e)["entities"]["ids"] for _, e in rows[-5:]] == [[spot(n)["id"]]
+                                                                    for n in range(5)]
