@@ -129,6 +129,11 @@ class Adapter:
         """A simulator of the vendor's system (`cetate adapter simulate`, `run --simulate`)."""
         raise NotImplementedError
 
+    def redact(self, raw: Raw) -> Any:
+        """What a dead letter keeps of a refused raw record: mask direct identifiers here
+        (adapters.sdk.redact.mask_fields); by default the record as read."""
+        return raw.data
+
     def on_entity_change(self, entity: Entity, config: Config
                          ) -> Awaitable[Mapping[str, Any] | None]:
         """Send a changed entity (normalized, from a notification) back to the vendor; the

@@ -109,7 +109,7 @@ class Pipeline:
         self.inflight: asyncio.Task[None] | None = None
 
     def reject(self, raw: Raw, reason: str, entity: Any = None) -> None:
-        self.dead.add(raw.stream, raw.position, reason, raw.data, entity)
+        self.dead.add(raw.stream, raw.position, reason, self.adapter.redact(raw), entity)
         self.counters.rejected += 1
 
     def entities(self, raw: Raw) -> list[Entity]:

@@ -20,12 +20,14 @@ the last published `seq`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from adapters.sdk.errors import BadRecord, ConfigError
 from adapters.sdk.hooks import CETATE_CONTEXT, Adapter, Config, Entity, Pseudonymise, Raw
+from adapters.sdk.redact import mask_fields
 from adapters.sdk.sources import Files, HttpPolling, Merged, merged
 from adapters.tax.mapping import Ledger, ledger_of, map_obligation, map_payment, map_taxpayer
 from adapters.tax.parse import (
@@ -46,6 +48,8 @@ from adapters.tax.simulator import (
 
 PAYMENTS = "payments"
 DELIMITER = ";"
+
+CNP_LIKE = re.compile(r"\b[1-9]\d{12}\b")  # a CNP is 13 digits, the first 1-9
 
 
 def latest(directory: Path, name: str) -> Path:
@@ -87,6 +91,11 @@ class TaxAdapter(Adapter):
                 cursor_param="after", position_field="seq", polls=polls,
                 interval=float(config.get("poll_interval", 30.0))))
         return merged(*sources)
+
+    def redact(self, raw: Raw) -> Any:
+        """A refused row or payment keeps no CNP/CUI or name in the dead letter (a CNP-shaped
+        number in an unreadable line is masked too)."""
+        return mask_fields(raw.data, {"cod_fiscal", "denumire", "payerId"}, (CNP_LIKE,))
 
     def parse(self, raw: Raw) -> Iterable[Any]:
         if raw.stream.startswith(TAXPAYERS_FILE.removesuffix(".csv")):

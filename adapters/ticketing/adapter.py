@@ -24,6 +24,7 @@ from typing import Any
 
 from adapters.sdk.errors import BadRecord, ConfigError
 from adapters.sdk.hooks import CETATE_CONTEXT, Adapter, Config, Entity, Pseudonymise, Raw
+from adapters.sdk.redact import mask_fields
 from adapters.sdk.sources import Merged, merged
 from adapters.ticketing import aggregate
 from adapters.ticketing.mapping import Feed, Network, map_row, map_tap
@@ -70,6 +71,10 @@ class TicketingAdapter(Adapter):
         if "hours" in streams:
             sources.append(TapHours(f"{url}/taps/hours", gtfs.loaded, follow=follow))
         return merged(*sources)
+
+    def redact(self, raw: Raw) -> Any:
+        """A refused tap keeps no card UID (nor its bank-card token) in the dead letter."""
+        return mask_fields(raw.data, {"card_uid"})
 
     def parse(self, raw: Raw) -> Iterable[Any]:
         if raw.stream.startswith("gtfs@"):
