@@ -67,12 +67,14 @@ class HttpPolling(BaseSource):
                     items = self._items(response.json())
                 except ValueError as exc:
                     counter += 1
-                    yield Raw(self.stream, counter, response.text[:10_000],
+                    yield Raw(self.stream, self._bad_position(after, counter),
+                              response.text[:10_000],
                               f"the answer of {self.url} is not JSON: {exc}")
                     continue
                 if items is None:
                     counter += 1
-                    yield Raw(self.stream, counter, response.text[:10_000],
+                    yield Raw(self.stream, self._bad_position(after, counter),
+                              response.text[:10_000],
                               f"the answer of {self.url} holds no items"
                               + (f" under {self.items!r}" if self.items else ""))
                     continue
@@ -93,6 +95,14 @@ class HttpPolling(BaseSource):
         finally:
             if self._client is None:
                 await client.aclose()
+
+
+    def _bad_position(self, after: Position | None, counter: int) -> Position:
+        """Where a page that could not be read sits: with a cursor, still at the cursor (a
+        checkpoint must never go back to the start of the feed); else its count."""
+        if self.cursor_param is not None:
+            return after if after is not None else 0
+        return counter
 
 
 def _not_after(position: Position, after: Position) -> bool:
