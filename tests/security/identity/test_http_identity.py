@@ -203,9 +203,11 @@ async def test_setup_on_the_real_broker(tmp_path: Path, caplog: pytest.LogCaptur
     """identity.setup on the broker's own application, after the audit log's: keys from its
     store, the warning while unconfigured, a refused token on an NGSI-LD route, and both
     accesses in the audit log with their principal and outcome."""
+    # Identity alone: the policies stay off, so the (auditor-only) audit API reads back here.
+    monkeypatch.setenv("CETATE_ACCESS_CONTROL", "off")
     settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING")
-    app = broker_app.create_app(settings)
-    resolver = identity.setup(app, settings, IdentitySettings())
+    app = broker_app.create_app(settings)  # which sets identity up after the audit log
+    resolver = app[identity.IDENTITY]
     monkeypatch.setattr(identity, "CONFIGURED_POLL_S", 0.02)
     server = TestServer(app, host="127.0.0.1")
     with caplog.at_level("WARNING", logger="cetate.identity"):
@@ -254,9 +256,9 @@ async def test_the_broker_configured_from_the_environment(
     monkeypatch.setenv("CETATE_OIDC_AUDIENCE", AUDIENCE)
     monkeypatch.setenv("CETATE_OIDC_JWKS", write_jwks(tmp_path / "jwks.json", SIGNER))
     monkeypatch.setenv("CETATE_ROLES_CLAIM", "realm_access.roles")
+    monkeypatch.setenv("CETATE_ACCESS_CONTROL", "off")  # identity alone (see above)
     settings = Settings(store=f"sqlite:///{tmp_path}/cetate.db", log_level="WARNING")
     app = broker_app.create_app(settings)
-    identity.setup(app, settings)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
