@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from aiohttp import web
@@ -37,11 +38,13 @@ from broker.subscriptions.match import Change
 from broker.subscriptions.outbox import Draft
 from broker.subscriptions.subscription import Subscription
 from security.audit.entry import Principal as AuditPrincipal
+from security.audit.keys import read_or_create_secret
+from security.audit.log import config_for
 from security.identity.principal import PUBLIC, Principal
 from security.identity.resolver import IdentityResolver
 from security.policy.model import Decision, Resource
 from security.policy.service import OPEN, PolicyService, purpose_of
-from security.privacy.pseudonym import PseudonymKeyError
+from security.privacy.pseudonym import DEV_KEY_ENV, KEY_FILE_ENV, PseudonymKeyError
 
 log = logging.getLogger("cetate.access")
 
@@ -102,8 +105,8 @@ class Access:
         return cast(Entity, self.policies.apply(decision, entity))
 
     @classmethod
-    def create(cls, settings: AccessSettings,
-               identity: IdentityResolver | None) -> Access:
+    def create(cls, settings: AccessSettings, identity: IdentityResolver | None,
+               env: Mapping[str, str] | None = None) -> Access:
         """The policy layer for `settings`; SystemExit when it cannot work (a policy that does
         not load, mode `on` with a pseudonymising rule and no key)."""
         if settings.mode == "off":
@@ -111,7 +114,7 @@ class Access:
                         "everything", ACCESS_ENV)
             return cls(settings, PolicyService(False), identity)
         try:
-            policies = PolicyService.from_env(True)
+            policies = PolicyService.from_env(True, env=env)
         except PseudonymKeyError as exc:
             if settings.mode == "on":
                 raise SystemExit(f"access control: {exc}") from None
@@ -135,7 +138,8 @@ def setup(app: web.Application, identity: IdentityResolver | None = None,
             settings = AccessSettings.from_env()
         except ValueError as exc:
             raise SystemExit(str(exc)) from None
-    access = Access.create(settings, identity if identity is not None else app.get(IDENTITY))
+    access = Access.create(settings, identity if identity is not None else app.get(IDENTITY),
+                           env=_with_default_key(app))
     app[ACCESS] = access
 
     async def start(_: web.Application) -> None:
@@ -150,6 +154,31 @@ def setup(app: web.Application, identity: IdentityResolver | None = None,
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return access
+
+
+def _with_default_key(app: web.Application) -> Mapping[str, str]:
+    """The environment, with the pseudonym key the audit log uses by default (created beside
+    its signing keys, 0600) when none is configured: a broker that starts enforcing once
+    identity is configured must not then fail on each pseudonymised read. Several replicas
+    must share one key, so on PostgreSQL the operator is told to configure it."""
+    env = dict(os.environ)
+    if env.get(KEY_FILE_ENV) or env.get(DEV_KEY_ENV):
+        return env
+    from broker.http.state import BROKER  # the app's settings (state imports nothing of ours)
+
+    settings = app[BROKER].settings
+    path = (Path(settings.pseudonym_key_file) if settings.pseudonym_key_file else
+            config_for(settings.store, settings.audit_store, settings.audit_key_dir).key_dir
+            / "pseudonym.key")
+    try:
+        read_or_create_secret(path)
+    except Exception as exc:  # an unwritable data directory: the policy layer says why
+        log.warning("no pseudonym key: %s", exc)
+        return env
+    if settings.store.startswith("postgres"):
+        log.warning("%s is not set: this replica uses %s; every replica of one database must "
+                    "share one pseudonym key", KEY_FILE_ENV, path)
+    return {**env, KEY_FILE_ENV: str(path)}
 
 
 # -- per request ---------------------------------------------------------------------------------

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
+from aiohttp.test_utils import TestServer
 
+from broker.app import create_app
 from tests.security.enforcement.conftest import LIGHTING, City
+from tests.security.identity.kit import rsa_key
 
 ENTITIES = "/ngsi-ld/v1/entities"
 STREETLIGHT = "https://smartdatamodels.org/dataModel.Streetlighting/Streetlight"
@@ -189,3 +193,23 @@ async def test_a_tenant_limited_principal_learns_nothing_of_another_tenant(seede
     # The tax entity never reaches the default tenant either.
     assert (await get(seeded, f"{ENTITIES}/{DEBT['id']}", seeded.token("admin"))
             ).status_code == 404
+
+
+async def test_without_a_configured_key_the_audit_logs_key_pseudonymises(
+        enforced_settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CETATE_PSEUDONYM_KEY_FILE: the broker uses (and creates) the audit log's default key
+    beside its signing keys, so a pseudonymised read answers 200, never a 500."""
+    monkeypatch.delenv("CETATE_PSEUDONYM_KEY_FILE")
+    server = TestServer(create_app(enforced_settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+            city = City(http, rsa_key(), server)
+            await city.create(TAP)
+            headers = {**city.token("transport-operator"),
+                       "Cetate-Purpose": "transport-operations"}
+            answer = await get(city, f"{ENTITIES}/{TAP['id']}", headers)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["refTransitCard"]["object"].startswith("urn:ngsi-ld:Pseudonym:")
+    finally:
+        await server.close()
