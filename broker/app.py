@@ -96,17 +96,23 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     # Identity inside the audit middleware, so refused credentials are audited too; then the
     # policy layer, enforced once identity is configured (CETATE_ACCESS_CONTROL).
     access.setup(app, identity.setup(app, settings))
+    purge = privacy.purge_job(app)  # retention (CETATE_PURGE_INTERVAL), one replica at a time
 
     async def open_store_on_startup(_: web.Application) -> None:
         await store.open()
         # Load and compile the contracts now, not on the first write (about a second of work).
         await asyncio.get_running_loop().run_in_executor(None, validation.contracts)
         await notifications.start()
+        purge.start()
+
+    async def stop_purge(_: web.Application) -> None:
+        await purge.stop()  # before the audit log closes (its cleanup runs before ours)
 
     async def close_store_on_cleanup(_: web.Application) -> None:
         await notifications.stop()
         await store.close()
 
     app.on_startup.append(open_store_on_startup)
+    app.on_shutdown.append(stop_purge)
     app.on_cleanup.append(close_store_on_cleanup)
     return app

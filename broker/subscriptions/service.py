@@ -72,7 +72,6 @@ class Notifications:
                                      on_result=on_result, prepare=self.prepare)
         self._parsed: OrderedDict[tuple[str, str], tuple[Any, Subscription]] = OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
-        self._seen = 0
         self._stopping = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -92,9 +91,10 @@ class Notifications:
     def written(self) -> None:
         """A write committed: if it planned notifications, claim them now, not at the next
         poll. (Other replicas' writes are found by the dispatcher's poll.)"""
-        planned = self.planner.planned
-        if planned != self._seen:
-            self._seen = planned
+        # Any write once something was ever planned: on PostgreSQL transactions commit in any
+        # order, so "the count moved since last time" could miss a row committed after the
+        # wake it would have needed (found by H-PG). wake() coalesces; claiming nothing is cheap.
+        if self.planner.planned:
             self.dispatcher.wake()
 
     # -- subscriptions, parsed once per version of their record --------------------------------
