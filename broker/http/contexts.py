@@ -8,7 +8,7 @@ from aiohttp import web
 
 from broker.entities.clock import now_iso
 from broker.errors import BadRequestData
-from broker.http import params
+from broker.http import access, params
 from broker.http.edge import json_response, read_json
 from broker.http.media import JSON_LD
 from broker.http.state import broker
@@ -51,7 +51,16 @@ async def list_contexts(request: web.Request) -> web.Response:
     return json_response([_public_url(c, base) for c in found])
 
 
+def _may_change_contexts(request: web.Request) -> None:
+    """With access control on, adding or deleting a hosted @context is granted by the
+    policies (resource `contexts`): a context changes how every later request reads."""
+    guard = access.guard_of(request, "")
+    if guard.enforcing and not guard.decide_api("administer", "contexts").allowed:
+        raise access.Forbidden("Adding or deleting @contexts is not granted to this principal")
+
+
 async def add_context(request: web.Request) -> web.Response:
+    _may_change_contexts(request)
     body = await read_json(request)
     b = broker(request)
     ctx = await b.contexts.add_hosted(body, now_iso())
@@ -67,6 +76,7 @@ async def serve_context(request: web.Request) -> web.Response:
 
 
 async def delete_context(request: web.Request) -> web.Response:
+    _may_change_contexts(request)
     reload = params.flag(request.query, "reload")
     await broker(request).contexts.delete(request.match_info["contextId"], reload=reload)
     return web.Response(status=204)

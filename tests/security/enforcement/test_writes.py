@@ -109,3 +109,16 @@ async def test_batch_reports_refusals_per_entity_and_writes_the_rest(city: City)
     assert deleted.status_code == 207
     assert deleted.json()["success"] == [lamp2["id"]]
     assert (await admin_sees(city, TAP["id"]))["validationResult"]["value"] == "accepted"
+
+
+async def test_hosted_contexts_are_changed_only_by_publishers(city: City) -> None:
+    body = {"@context": {"Lamp": "https://example.org/Lamp"}}
+    refused = await city.http.post("/ngsi-ld/v1/jsonldContexts", json=body)
+    assert refused.status_code == 403  # the anonymous public may not
+    made = await city.http.post("/ngsi-ld/v1/jsonldContexts", json=body,
+                                headers=city.token("city-it"))
+    assert made.status_code == 201, made.text
+    path = made.headers["Location"]
+    assert (await city.http.get(path)).status_code == 200  # reading stays open
+    assert (await city.http.delete(path, headers=city.token("auditor"))).status_code == 403
+    assert (await city.http.delete(path, headers=city.token("admin"))).status_code == 204
