@@ -31,8 +31,9 @@ class Settings:
     # each optionally +closed; per tenant as "tax=strict+closed,demo=off".
     validation: str = "strict"
     validation_tenants: str = ""
-    # The audit log (docs/auditors.md): its own store, default beside a SQLite store
-    # (data/cetate.db -> data/audit.db); keys default to audit-keys/ beside the audit store.
+    # The audit log (docs/auditors.md): in the store's own database (CETATE_AUDIT_STORE keeps
+    # it apart, in a SQLite file); keys default to audit-keys/ beside a SQLite store, else
+    # data/audit-keys.
     audit: bool = True
     audit_store: str = ""
     audit_key_dir: str = ""

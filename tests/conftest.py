@@ -184,19 +184,19 @@ def test_store_url(store_engine: str, tmp_path: Path, request: pytest.FixtureReq
 
 @pytest.fixture
 def settings(test_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    # The audit log's own store defaults to beside a SQLite store (tmp_path here); beside a
-    # PostgreSQL store it would be ./data, shared by every test, so it goes to tmp_path too,
-    # and to the environment, where `cetate audit` commands run by the test look for it.
-    audit_store = ""
+    # The audit log lives in the store's database; its keys default to beside a SQLite store,
+    # but beside a PostgreSQL one to ./data, shared by every test: so to tmp_path, and to the
+    # environment, where `cetate audit` commands run by the test look for them.
+    key_dir = ""
     if not test_store_url.startswith("sqlite"):
-        audit_store = f"{tmp_path}/audit.db"
-        monkeypatch.setenv("CETATE_AUDIT_STORE", audit_store)
+        key_dir = f"{tmp_path}/audit-keys"
+        monkeypatch.setenv("CETATE_AUDIT_KEY_DIR", key_dir)
     return Settings(
         store=test_store_url,
         allowed_networks=("127.0.0.0/8",),
         max_body_bytes=1_000_000,
         log_level="WARNING",
-        audit_store=audit_store,
+        audit_key_dir=key_dir,
     )
 
 

@@ -47,7 +47,12 @@ def test_brokers_share_one_postgis_database_by_environment() -> None:
     (store,) = stores
     assert store.startswith("postgresql://") and "@db:5432/" in store
     assert services["db"]["image"].startswith("postgis/postgis:")
-    assert services["migrate"]["command"] == ["cetate", "db", "migrate"]
-    assert set(compose()["volumes"]) >= {"pgdata", "mosquitto-data"}
+    migrate = services["migrate"]["command"][-1]
+    assert migrate.startswith("cetate db migrate && cetate audit public-key")
+    assert set(compose()["volumes"]) >= {"pgdata", "mosquitto-data", "keys"}
+    # One audit log in PostgreSQL: the replicas and the job that makes its keys share them.
+    for name in ("migrate", "broker-1", "broker-2"):
+        assert services[name]["volumes"] == ["keys:/app/data"]
+        assert services[name]["environment"]["CETATE_AUDIT_KEY_DIR"] == "/app/data/audit-keys"
     caddyfile = compose()["configs"]["caddyfile"]["content"]
     assert "broker-1:1026" in caddyfile and "broker-2:1026" in caddyfile
