@@ -170,7 +170,9 @@ async def test_a_write_and_its_entry_share_one_commit(client: httpx.AsyncClient,
     before = store.groups_committed
     for n in range(5):
         assert (await client.post(ENTITIES, json=spot(n))).status_code == 201
-    assert store.groups_committed - before == 5  # one commit each: the write with its entry
+    # One commit each, the write with its entry (two each would be 10); the log's own
+    # checkpoint (every second) or a read's queued entry may add a commit of their own.
+    assert 5 <= store.groups_committed - before <= 7
     rows = await server.app[AUDIT].entries(0, 1000)
     assert [decode(e)["entities"]["ids"] for _, e in rows[-5:]] == [[spot(n)["id"]]
                                                                     for n in range(5)]
