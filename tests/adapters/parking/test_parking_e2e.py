@@ -216,10 +216,13 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
     client = f"tests-parking-crash-{uuid.uuid4().hex[:8]}"  # a persistent MQTT session
     config = tmp_path / "parking.json"
     config.write_text(json.dumps({**simulator.config(), "interval": 0.2, "client_id": client}))
+    # One record a batch for the first run: a checkpoint and a round trip per record, so that
+    # the kill lands mid-stream even when the machine is fast (five a batch could finish all
+    # eight exports between two looks at the checkpoint).
     args = ("run", "parking", "--config", str(config), "--broker", broker.url,
-            "--state", str(adapter_state), "--batch-size", "5", "--no-progress")
+            "--state", str(adapter_state), "--no-progress")
     try:
-        first = spawn_cli(*args)
+        first = spawn_cli(*args, "--batch-size", "1")
         try:
             await eventually(lambda: sum(k.endswith(".csv")
                                          for k in checkpoint(adapter_state)) >= 2,
@@ -233,7 +236,7 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
         assert len(exports) < 8, "the adapter was to be killed mid-stream"
         for _ in range(3):
             await simulator.tick()  # spaces change, cars come and go, sessions start
-        second = spawn_cli(*args)
+        second = spawn_cli(*args, "--batch-size", "5")
         try:
             await eventually(lambda: mirrors(parking(broker.url), simulator),
                              "the broker holding exactly what the simulator produced",
