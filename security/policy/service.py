@@ -79,6 +79,11 @@ class PolicyService:
             return entity
         return apply_decision(decision, entity, self._pseudonymise or _no_key)
 
+    @property
+    def reloader(self) -> PolicyReloader | None:
+        """The directory watcher (None when not enforcing): `check()` polls it at once."""
+        return self._reloader
+
     async def start(self) -> None:
         if self._reloader is not None:
             await self._reloader.start()

@@ -170,7 +170,7 @@ async def harness(enforced_settings: Settings, tmp_path: Path,
             city = City(http, rsa_key(), server)
             for tenant, entity in ENTITIES:
                 await city.create(entity, tenant=tenant or None)
-            reloader = app[ACCESS].policies._reloader
+            reloader = app[ACCESS].policies.reloader
             assert reloader is not None
             yield Harness(city, live, staging, reloader)
     finally:
