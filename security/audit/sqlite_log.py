@@ -21,6 +21,7 @@ index insert costs about as much as a row); a query by principal and an erasure 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from broker.store.migrate import available
 from security.audit.entry import Detail, Sealed
 from security.audit.log import EntryQuery
 from security.audit.merkle import Frontier, leaf_hash, root
@@ -37,46 +39,16 @@ BUSY_TIMEOUT_MS = 30_000  # another broker process holding the write lock waits 
 QUERY_COLUMNS = ("tenant", "action", "purpose", "decision", "subject")
 NODE_MIN_LEVEL = 4  # inner nodes kept from subtrees of 16 leaves up
 
-# The same statements as broker/store/migrations/sqlite/0004_audit.sql (a test compares them).
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_tree (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    size INTEGER NOT NULL,
-    frontier BLOB NOT NULL
-);
-INSERT OR IGNORE INTO audit_tree VALUES (1, 0, x'');
-CREATE TABLE IF NOT EXISTS audit_leaves (
-    idx INTEGER PRIMARY KEY,
-    entry BLOB NOT NULL,
-    hash BLOB NOT NULL,
-    time TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    action TEXT NOT NULL,
-    purpose TEXT,
-    decision TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    entity TEXT,
-    kept BLOB
-);
-CREATE INDEX IF NOT EXISTS audit_leaves_time ON audit_leaves(time);
-CREATE INDEX IF NOT EXISTS audit_leaves_entity ON audit_leaves(entity) WHERE entity IS NOT NULL;
-CREATE TABLE IF NOT EXISTS audit_entities (
-    entity TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    PRIMARY KEY (entity, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_nodes (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    size INTEGER PRIMARY KEY,
-    note TEXT NOT NULL
-);
-"""
+
+def _schema() -> str:
+    """The audit tables of a log kept apart (CETATE_AUDIT_STORE): migration 0004_audit.sql,
+    the one definition, made idempotent (the file is opened by any number of processes)."""
+    (migration,) = [m for m in available("sqlite") if m.name == "0004_audit.sql"]
+    script = re.sub(r"\bCREATE (TABLE|INDEX) ", r"CREATE \1 IF NOT EXISTS ", migration.sql)
+    return script.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+
+
+SCHEMA = _schema()
 
 _INSERT_LEAF = "INSERT INTO audit_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 

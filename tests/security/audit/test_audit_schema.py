@@ -1,4 +1,5 @@
-"""The audit tables the store's migration makes are the ones a log kept apart makes."""
+"""The audit tables the store's migration makes are the ones a log kept apart makes (its
+idempotent form is derived from the migration: this checks the derivation)."""
 
 from __future__ import annotations
 
