@@ -6,14 +6,18 @@ import ...`); the fixtures are in tests/adapters/conftest.py.
 - run_cli / spawn_cli: `python -m broker adapter ...` as a subprocess, with the test key.
 - entities(): everything of some types the broker holds, paged.
 - state files: checkpoint(), dead_letters(), status().
+- eventually(): wait for a condition the adapter makes true, failing with what was awaited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "tests-only-pseudonym-key-0123456789abcdef"  # CETATE_ADAPTER_SECRET of the tests
 PAGE = 1000  # the broker's largest page (broker/http/query.py MAX_LIMIT)
 CLI_TIMEOUT = 60.0
+WAIT = 30.0  # seconds an eventually-true condition may take on a loaded machine
 
 
 class BrokerProcess:
@@ -105,3 +110,18 @@ def dead_letters(state: Path) -> list[dict[str, Any]]:
 
 def status(state: Path) -> dict[str, Any]:
     return json.loads((state / "status.json").read_text())
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
+                     timeout: float = WAIT, task: asyncio.Task[Any] | None = None) -> None:
+    """Wait until `check()` holds; fail after `timeout`, or as soon as `task` (an adapter
+    running in this process) ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if task is not None and task.done():
+            raise AssertionError(f"the adapter ended before {what}: {task.exception()!r}")
+        result = check()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")

@@ -11,27 +11,32 @@ import contextlib
 import json
 import signal
 import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from adapters.lighting.adapter import STREETLIGHTING, CmsFeed, LightingAdapter
 from adapters.lighting.simulator import Lighting, start
 from adapters.sdk import Raw
 from adapters.sdk.run import Options, run, run_simulated
 from adapters.sdk.validate import problems
-from tests.adapters.support import BrokerProcess, checkpoint, dead_letters, run_cli, spawn_cli
+from tests.adapters.support import (
+    WAIT,
+    BrokerProcess,
+    checkpoint,
+    dead_letters,
+    eventually,
+    run_cli,
+    spawn_cli,
+)
 from tests.adapters.support import entities as held
 from tests.process import free_port
 
 DEVICE = "https://smart-data-models.github.io/dataModel.Device/context.jsonld"
 LINK = f'<{STREETLIGHTING}>; rel="http://www.w3.org/ns/json-ld#context"; ' \
        f'type="application/ld+json"'
-WAIT = 20.0  # seconds an eventually-true condition may take
 
 
 def small(seed: int) -> Lighting:
@@ -39,19 +44,6 @@ def small(seed: int) -> Lighting:
     return Lighting(seed=seed, cabinets_count=2, lamps_per_group=5)
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str,
-                     timeout: float = WAIT, task: asyncio.Task[Any] | None = None) -> None:
-    """Wait until `check()` holds; fail after `timeout`, or as soon as `task` (an adapter
-    running in this process) ends."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if task is not None and task.done():
-            raise AssertionError(f"the adapter ended before {what}: {task.exception()!r}")
-        result = check()
-        if await result if isinstance(result, Awaitable) else result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextlib.asynccontextmanager
@@ -182,22 +174,8 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
     assert_mirrors(lighting(broker.url), cms)
 
 
-async def _subscriptions_served(url: str) -> bool:
-    probe = {"id": "urn:ngsi-ld:Subscription:probe", "type": "Subscription",
-             "entities": [{"type": "Streetlight"}],
-             "notification": {"endpoint": {"uri": "http://127.0.0.1:9/probe"}}}
-    async with httpx.AsyncClient(base_url=url) as http:
-        answer = await http.post("/ngsi-ld/v1/subscriptions", json=probe)
-        if answer.status_code in (404, 405):
-            return False
-        await http.delete("/ngsi-ld/v1/subscriptions/urn:ngsi-ld:Subscription:probe")
-    return True
-
-
 async def test_a_change_on_the_broker_is_sent_to_the_cms_and_its_outcome_recorded(
         broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
-    if not await _subscriptions_served(broker.url):
-        pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
     cms = small(8)
     async with serving(cms) as url:
         options = Options(broker=broker.url, state_dir=adapter_state, linger=0.1)
@@ -288,8 +266,6 @@ async def test_an_adapter_started_before_the_cms_waits_for_it() -> None:
 
 async def test_a_change_made_while_the_cms_is_down_reaches_it_when_it_is_back(
         broker: BrokerProcess, adapter_state: Path, adapter_secret: str) -> None:
-    if not await _subscriptions_served(broker.url):
-        pytest.skip("the broker serves no /ngsi-ld/v1/subscriptions yet (404/405)")
     cms = small(9)
     port = free_port()
     runner, url = await start(cms, port=port)

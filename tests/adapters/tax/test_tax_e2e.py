@@ -6,20 +6,16 @@ restarted leaves the broker holding exactly what the tax system holds."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from aiohttp import web
 
 from adapters.sdk.run import Options, run
 from adapters.sdk.validate import problems
@@ -29,14 +25,15 @@ from tests.adapters.support import (
     BrokerProcess,
     checkpoint,
     dead_letters,
+    eventually,
     run_cli,
     spawn_cli,
 )
 from tests.adapters.support import entities as held
+from tests.broker.subscriptions.conftest import serving_receiver
 
 CETATE = "https://cetate.city/ns/context.jsonld"
 TYPES = ("Taxpayer", "TaxObligation", "TaxPayment")
-WAIT = 30.0
 
 
 def holding(url: str, tenant: str = "tax") -> dict[str, list[dict[str, Any]]]:
@@ -55,13 +52,6 @@ def ids(found: dict[str, list[dict[str, Any]]], kind: str) -> list[str]:
     return [e["id"] for e in found[kind]]
 
 
-async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextlib.asynccontextmanager
@@ -237,31 +227,15 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
 async def test_a_subscription_receives_the_changes(broker: BrokerProcess, adapter_state: Path,
                                                    adapter_secret: str,
                                                    tmp_path: Path) -> None:
-    received: list[dict[str, Any]] = []
-
-    async def notify(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/notify", notify)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving_receiver() as receiver:
         async with httpx.AsyncClient(base_url=broker.url, timeout=10) as http:
             answer = await http.post("/ngsi-ld/v1/subscriptions", json={
                 "id": "urn:ngsi-ld:Subscription:tax-payments", "type": "Subscription",
                 "entities": [{"type": "TaxPayment"}],
-                "notification": {"endpoint": {"uri": f"http://127.0.0.1:{port}/notify",
+                "notification": {"endpoint": {"uri": f"{receiver.url}/notify",
                                               "accept": "application/json"}},
                 "@context": CETATE},
                 headers={"Content-Type": "application/ld+json", "NGSILD-Tenant": "tax"})
-        if answer.status_code in (404, 405):
-            pytest.skip(f"POST /ngsi-ld/v1/subscriptions answers {answer.status_code}: the "
-                        f"subscriptions API is not wired yet")
         assert answer.status_code == 201, answer.text
         system = TaxSystem(seed=13, taxpayers=20, payments=25)
         async with serving(system, tmp_path / "export") as config:
@@ -269,9 +243,7 @@ async def test_a_subscription_receives_the_changes(broker: BrokerProcess, adapte
         want = expected(system)["TaxPayment"]
 
         def notified() -> set[str]:
-            return {e["id"] for n in received for e in n["data"]}
+            return {e["id"] for n in receiver.received for e in n.body["data"]}
 
         await eventually(lambda: notified() == want, "every payment notified")
-        assert all(e["type"] == "TaxPayment" for n in received for e in n["data"])
-    finally:
-        await runner.cleanup()
+        assert all(e["type"] == "TaxPayment" for n in receiver.received for e in n.body["data"])

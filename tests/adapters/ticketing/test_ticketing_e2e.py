@@ -7,20 +7,16 @@ receives the changes."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
 import signal
-import time
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from aiohttp import web
 
 from adapters.sdk import Pseudonymiser
 from adapters.sdk.hooks import Raw
@@ -37,15 +33,16 @@ from tests.adapters.support import (
     BrokerProcess,
     checkpoint,
     dead_letters,
+    eventually,
     run_cli,
     spawn_cli,
 )
 from tests.adapters.support import entities as held
+from tests.broker.subscriptions.conftest import serving_receiver
 
 URBAN = "https://smart-data-models.github.io/dataModel.UrbanMobility/context.jsonld"
 CETATE = "https://cetate.city/ns/context.jsonld"
 GTFS_TYPES = "GtfsAgency,GtfsStop,GtfsRoute,GtfsTrip"
-WAIT = 30.0
 
 
 class Truth:
@@ -86,13 +83,6 @@ def mirrors(found: dict[str, list[dict[str, Any]]], truth: Truth) -> bool:
             == truth.hourly)
 
 
-async def eventually(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextlib.asynccontextmanager
@@ -245,33 +235,15 @@ async def test_killed_mid_stream_then_restarted_nothing_lost_nothing_doubled(
 
 async def test_a_subscription_receives_the_changes(broker: BrokerProcess, adapter_state: Path,
                                                    adapter_secret: str) -> None:
-    received: list[dict[str, Any]] = []
-    arrived = asyncio.Event()
-
-    async def notify(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        arrived.set()
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/notify", notify)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving_receiver() as receiver:
         async with httpx.AsyncClient(base_url=broker.url, timeout=10) as http:
             answer = await http.post("/ngsi-ld/v1/subscriptions", json={
                 "id": "urn:ngsi-ld:Subscription:ticketing-hourly", "type": "Subscription",
                 "entities": [{"type": "CrowdFlowObserved"}],
-                "notification": {"endpoint": {"uri": f"http://127.0.0.1:{port}/notify",
+                "notification": {"endpoint": {"uri": f"{receiver.url}/notify",
                                               "accept": "application/json"}},
                 "@context": TRANSPORTATION_CONTEXT},
                 headers={"Content-Type": "application/ld+json"})
-        if answer.status_code in (404, 405):
-            pytest.skip(f"POST /ngsi-ld/v1/subscriptions answers {answer.status_code}: the "
-                        f"subscriptions API is not wired yet")
         assert answer.status_code == 201, answer.text
         system = TicketingSystem(seed=7, taps=200, interval=30.0)
         async with serving(system) as simulator:
@@ -281,10 +253,9 @@ async def test_a_subscription_receives_the_changes(broker: BrokerProcess, adapte
         truth = Truth(system, Pseudonymiser(TEST_SECRET.encode()))
 
         def notified() -> dict[str, int]:
-            return {e["id"]: e["peopleCount"]["value"] for n in received for e in n["data"]}
+            return {e["id"]: e["peopleCount"]["value"]
+                    for n in receiver.received for e in n.body["data"]}
 
         await eventually(lambda: notified() == truth.hourly, "every hourly count notified")
-        assert all(n["subscriptionId"] == "urn:ngsi-ld:Subscription:ticketing-hourly"
-                   for n in received)
-    finally:
-        await runner.cleanup()
+        assert all(n.body["subscriptionId"] == "urn:ngsi-ld:Subscription:ticketing-hourly"
+                   for n in receiver.received)
