@@ -178,11 +178,9 @@ async def test_receiver_down_for_30s_gets_its_backlog_when_back(broker: Broker) 
             await asyncio.sleep(1.0)
         await asyncio.sleep(max(0.0, 30 - (time.monotonic() - went_down)))
         await rec.up()
-        back = time.monotonic()
-        await rec.wait_until(lambda: owed <= rec.seqs(), timeout=40)
         # Once one retry gets through, the rest of the backlog is sent at once, not at each
-        # row's own backoff time.
-        assert time.monotonic() - back < 40
+        # row's own backoff time (by then up to 32 s away): well within this wait.
+        await rec.wait_until(lambda: owed <= rec.seqs(), timeout=40)
         r = await http.get("/ngsi-ld/v1/subscriptions")
         delivery = r.json()[0]["notification"]
         assert delivery["timesFailed"] > 0 and delivery["status"] == "ok"
@@ -195,13 +193,12 @@ async def test_a_hanging_receiver_does_not_delay_another(broker: Broker) -> None
         stuck.hang = True
         await subscribe(http, stuck.url)
         await subscribe(http, fine.url)
-        started = time.monotonic()
         owed = set()
         for seq in range(1, 11):
             assert await update(http, "urn:ngsi-ld:Counter:h", seq)
             owed.add(("urn:ngsi-ld:Counter:h", seq))
+        # Within the stuck receiver's own 10 s delivery timeout: its lane held no one up.
         await fine.wait_until(lambda: owed <= fine.seqs(), timeout=10)
-        assert time.monotonic() - started < 10
         assert stuck.seqs() == set()  # still hanging, and it held no one up
         stuck.released.set()
         await stuck.wait_until(lambda: owed <= stuck.seqs(), timeout=30)
