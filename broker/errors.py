@@ -43,6 +43,18 @@ class NgsiError(Exception):
         return body
 
 
+
+CETATE_ERROR_BASE = "https://cetate.city/errors/"
+
+
+class CetateError(NgsiError):
+    """An error NGSI-LD defines no type for (credentials, authorisation): Cetate's own URI."""
+
+    @property
+    def type_uri(self) -> str:
+        return CETATE_ERROR_BASE + self.type_name
+
+
 class InvalidRequest(NgsiError):
     type_name = "InvalidRequest"
     status = 400

@@ -28,7 +28,7 @@ from typing import Any, Literal, cast
 
 from aiohttp import web
 
-from broker.errors import NgsiError, ResourceNotFound
+from broker.errors import CetateError, ResourceNotFound
 from broker.http import audit
 from broker.http.identity import IDENTITY, principal_of
 from broker.query import qlang
@@ -52,19 +52,14 @@ ACCESS_ENV = "CETATE_ACCESS_CONTROL"
 Mode = Literal["auto", "on", "off"]
 MODES: tuple[Mode, ...] = ("auto", "on", "off")
 AUDIT_RESOURCE = "audit"  # the API resource of /cetate/v1/audit (contracts/policies)
-CETATE_ERRORS = "https://cetate.city/errors/"
 
 
-class Forbidden(NgsiError):
+class Forbidden(CetateError):
     """NGSI-LD has no 403 for authorisation; this one is ours (as identity's Unauthorized)."""
 
     type_name = "Forbidden"
     status = 403
     title = "The principal may not do this"
-
-    @property
-    def type_uri(self) -> str:
-        return CETATE_ERRORS + self.type_name
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from broker.errors import NgsiError, NonexistentTenant
+from broker.errors import CetateError, NgsiError, NonexistentTenant
 from broker.http import audit
 from broker.http.edge import problem_response
 from broker.settings import Settings
@@ -39,7 +39,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRINCIPAL: Any = (web.RequestKey("principal", Principal) if hasattr(web, "RequestKey")
                   else "principal")
 IDENTITY = web.AppKey("identity", IdentityResolver)
-CETATE_ERRORS = "https://cetate.city/errors/"
 REALM = "cetate"
 CONFIGURED_POLL_S = 5.0  # how soon a first API key, made while the broker runs, is noticed
 REFUSED_RULE = "identity.credentials-refused"  # the audit entry's rule for a 401/400/503
@@ -52,16 +51,12 @@ PURPOSE_HEADER = "Cetate-Purpose"  # as broker/http/audit.py
 SCOPED_PREFIXES = ("/ngsi-ld/",)
 
 
-class Unauthorized(NgsiError):
+class Unauthorized(CetateError):
     """NGSI-LD defines no error type for missing or refused credentials, so this one is ours."""
 
     type_name = "Unauthorized"
     status = 401
     title = "The request's credentials are invalid, expired or revoked"
-
-    @property
-    def type_uri(self) -> str:
-        return CETATE_ERRORS + self.type_name
 
 
 class MalformedCredentials(NgsiError):
@@ -70,24 +65,16 @@ class MalformedCredentials(NgsiError):
     title = "The request's credentials are malformed or ambiguous"
 
 
-class PurposeNotGranted(NgsiError):
+class PurposeNotGranted(CetateError):
     type_name = "PurposeNotGranted"
     status = 403
     title = "The principal may not declare this purpose of processing"
 
-    @property
-    def type_uri(self) -> str:
-        return CETATE_ERRORS + self.type_name
 
-
-class IdentityUnavailableError(NgsiError):
+class IdentityUnavailableError(CetateError):
     type_name = "IdentityUnavailable"
     status = 503
     title = "Credentials cannot be checked at the moment; retry later"
-
-    @property
-    def type_uri(self) -> str:
-        return CETATE_ERRORS + self.type_name
 
 
 def challenge(refused: InvalidCredentials) -> str:
