@@ -28,7 +28,7 @@ from broker.http.edge import json_response
 from broker.http.state import BROKER
 from broker.logs import request_id
 from broker.settings import Settings
-from security.audit.entry import AuditRecord, seal
+from security.audit.entry import AuditRecord, Deferred
 from security.audit.log import (
     MAX_QUERY_LIMIT,
     PENDING_ENTRY,
@@ -167,13 +167,13 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = exc.status
         raise
     finally:
-        sealed = seal(record, time=_now(), request_id=request_id.get(), status=status,
-                      pseudonyms=audit.pseudonyms)
+        # Sealed later, with its batch (AuditLog.record): off the request path.
         if not write:
-            audit.submit(sealed)
+            audit.record(record, time=_now(), request_id=request_id.get(), status=status)
         else:
             try:
-                await audit.append(sealed)
+                await audit.append_record(record, time=_now(), request_id=request_id.get(),
+                                          status=status)
             except Exception as exc:
                 # Not answered 2xx as if all were well: the change may be committed, but its
                 # access is not in the log (docs/auditors.md).
@@ -193,8 +193,8 @@ def record_event(app: web.Application, record: AuditRecord, *, status: int,
     audit = app.get(AUDIT)
     if audit is None:
         return None
-    return audit.submit(seal(record, time=_now(), request_id=request_id, status=status,
-                             pseudonyms=audit.pseudonyms), urgent=durable)
+    return audit.submit(Deferred(record, _now(), request_id, status, audit.pseudonyms),
+                        urgent=durable)
 
 
 # -- the auditors' API ---------------------------------------------------------------------------

@@ -25,11 +25,22 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 
+from security.audit.bundles import (
+    NODE_MIN_LEVEL,
+    Bundle,
+    bundle_matches,
+    bundle_row,
+    erase_facets,
+    hash_at,
+    needles,
+    number,
+    parse_details,
+)
 from security.audit.entry import Detail, Sealed
-from security.audit.log import GROUP_COMMIT_MAX, EntryQuery, settle
-from security.audit.merkle import Frontier, leaf_hash, root
-from security.audit.sqlite_log import NODE_MIN_LEVEL, QUERY_COLUMNS, kept_details, parse_details
+from security.audit.log import GROUP_COMMIT_MAX, EntryQuery, Pending, Queued, prepare, settle
+from security.audit.merkle import Frontier, root
 
 log = logging.getLogger("cetate.audit")
 T = TypeVar("T")
@@ -37,19 +48,15 @@ T = TypeVar("T")
 AUDIT_LOCK_KEY = 0x636574617564  # "cetaud": beside the store's other advisory lock keys
 CONNECT_TIMEOUT_S = 10.0
 Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
-Pending = tuple[Sealed, "asyncio.Future[int]"]
 
-_INSERT_LEAVES = """
-INSERT INTO audit_leaves (idx, entry, hash, time, subject, tenant, action, purpose, decision,
-                          status, entity, kept)
-SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
-                     $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[],
-                     $11::text[], $12::bytea[])"""
+_INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _INSERT_NODES = """
 INSERT INTO audit_nodes (level, idx, hash)
 SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])"""
-_INSERT_ENTITIES = """
-INSERT INTO audit_entities (entity, idx) SELECT * FROM unnest($1::text[], $2::bigint[])"""
+# The bundles overlapping [$2, $1), in index order
+_OVERLAPPING = ("FROM audit_bundles WHERE first < $1 AND first >= coalesce((SELECT first FROM "
+                "audit_bundles WHERE first <= $2 ORDER BY first DESC LIMIT 1), 0) "
+                "ORDER BY first")
 
 
 async def append_batch(conn: asyncpg.Connection, batch: Sequence[Sealed]) -> int:
@@ -58,32 +65,15 @@ async def append_batch(conn: asyncpg.Connection, batch: Sequence[Sealed]) -> int
     await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK_KEY)
     size, blob = await conn.fetchrow("SELECT size, frontier FROM audit_tree WHERE id = 1")
     frontier = Frontier.from_bytes(size, bytes(blob))
-    cols: list[list[Any]] = [[] for _ in range(12)]
-    nodes: list[list[Any]] = [[], [], []]
-    entities: list[list[Any]] = [[], []]
-    for sealed in batch:
-        idx = frontier.size
-        h = leaf_hash(sealed.entry)
-        for level, nidx, nhash in frontier.append(h):
-            if level >= NODE_MIN_LEVEL:
-                nodes[0].append(level)
-                nodes[1].append(nidx)
-                nodes[2].append(nhash)
-        c = sealed.columns
-        ids = sealed.entity_ids
-        for col, value in zip(cols, (idx, sealed.entry, h, c["time"], c["subject"], c["tenant"],
-                                     c["action"], c["purpose"], c["decision"], c["status"],
-                                     ids[0] if ids else None, kept_details(sealed.details)),
-                              strict=True):
-            col.append(value)
-        for e in set(ids[1:]) - {ids[0]} if len(ids) > 1 else ():
-            entities[0].append(e)
-            entities[1].append(idx)
-    await conn.execute(_INSERT_LEAVES, *cols)
-    if nodes[0]:
-        await conn.execute(_INSERT_NODES, *nodes)
-    if entities[0]:
-        await conn.execute(_INSERT_ENTITIES, *entities)
+    if not batch:
+        return int(size)
+    hashes, nodes = number(frontier, batch)
+    row = bundle_row(size, batch, hashes)
+    await conn.execute(_INSERT_BUNDLE, *row[:5], row[5].decode(), row[6].decode(),
+                       row[7].decode() if row[7] is not None else None, row[8])
+    if nodes:
+        await conn.execute(_INSERT_NODES, [n[0] for n in nodes], [n[1] for n in nodes],
+                           [n[2] for n in nodes])
     await conn.execute("UPDATE audit_tree SET size = $1, frontier = $2 WHERE id = 1",
                        frontier.size, frontier.to_bytes())
     return int(size)
@@ -95,9 +85,19 @@ async def add_checkpoint(conn: asyncpg.Connection, size: int, note: str) -> None
 
 
 async def erase_subject(conn: asyncpg.Connection, subject: str) -> int:
-    status = await conn.execute("UPDATE audit_leaves SET kept = NULL WHERE subject = $1 AND "
-                                "kept IS NOT NULL", subject)
-    return int(status.split()[-1])
+    """Delete the kept details of a subject's entries; the leaves stay, unlinkable."""
+    erased = 0
+    async with conn.transaction():
+        rows = await conn.fetch("SELECT first, facets, kept FROM audit_bundles WHERE kept IS "
+                                "NOT NULL AND strpos(facets, $1) > 0 FOR UPDATE",
+                                orjson.dumps(subject).decode())
+        for first, facets, kept in rows:
+            count, left = erase_facets(subject, facets, kept)
+            if count:
+                erased += count
+                await conn.execute("UPDATE audit_bundles SET kept = $1 WHERE first = $2",
+                                   left, first)
+    return erased
 
 
 class PostgresStoreAudit:
@@ -123,9 +123,9 @@ class PostgresStoreAudit:
     def ready(self) -> bool:
         return self._accepting()
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
             key: object | None = None) -> None:
-        self._queue.append((sealed, future))
+        self._queue.append((entry, future))
         if urgent or len(self._queue) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
 
@@ -145,12 +145,16 @@ class PostgresStoreAudit:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                batch, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
+                items, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
+                batch = prepare(items)
+                if not batch.sealed:  # only flush markers
+                    settle(batch, 0)
+                    continue
                 try:
                     async with self._connect() as conn, conn.transaction():
-                        first = await append_batch(conn, [s for s, _ in batch])
+                        first = await append_batch(conn, batch.sealed)
                 except Exception as exc:
-                    log.exception("audit append of %d entries failed", len(batch))
+                    log.exception("audit append of %d entries failed", len(batch.sealed))
                     settle(batch, exc)
                     continue
                 settle(batch, first)
@@ -213,9 +217,13 @@ class PostgresAuditStorage:
 
     def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         async def run(conn: asyncpg.Connection) -> list[tuple[int, bytes]]:
-            rows = await conn.fetch("SELECT idx, entry FROM audit_leaves WHERE idx >= $1 AND "
-                                    "idx < $2 ORDER BY idx", start, end)
-            return [(r[0], bytes(r[1])) for r in rows]
+            out: list[tuple[int, bytes]] = []
+            for first, count, sizes, blob in await conn.fetch(
+                    f"SELECT first, count, sizes, entries {_OVERLAPPING}", end, start):
+                bundle = Bundle(first, count, sizes, bytes(blob))
+                out += [(i, bundle.entry(i))
+                        for i in range(max(start, first), min(end, first + count))]
+            return out
         return self._run(run)
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
@@ -234,34 +242,41 @@ class PostgresAuditStorage:
 
     def details(self, idx: int) -> list[Detail]:
         async def run(conn: asyncpg.Connection) -> list[Detail]:
-            kept = await conn.fetchval("SELECT kept FROM audit_leaves WHERE idx = $1", idx)
-            return parse_details(bytes(kept) if kept is not None else None)
+            row = await conn.fetchrow("SELECT first, kept FROM audit_bundles WHERE first <= $1 "
+                                      "ORDER BY first DESC LIMIT 1", idx)
+            if row is None or row[1] is None:
+                return []
+            kept = orjson.loads(row[1])
+            i = idx - row[0]
+            return parse_details(kept[i]) if i < len(kept) else []
         return self._run(run)
 
     def query(self, q: EntryQuery) -> list[tuple[int, bytes]]:
-        where = ["idx >= $1"]
+        where = ["first >= coalesce((SELECT first FROM audit_bundles WHERE first <= $1 ORDER BY "
+                 "first DESC LIMIT 1), 0)"]
         params: list[Any] = [q.after]
 
         def arg(value: Any) -> str:
             params.append(value)
             return f"${len(params)}"
         if q.since:
-            where.append(f"time >= {arg(q.since)}")
+            where.append(f"time_max >= {arg(q.since)}")
         if q.until:
-            where.append(f"time < {arg(q.until)}")
-        for column in QUERY_COLUMNS:
-            value = getattr(q, column)
-            if value is not None:
-                where.append(f"{column} = {arg(value)}")
-        if q.entity is not None:
-            p = arg(q.entity)
-            where.append(f"(entity = {p} OR idx IN (SELECT idx FROM audit_entities "
-                         f"WHERE entity = {p}))")
-        sql = (f"SELECT idx, entry FROM audit_leaves WHERE {' AND '.join(where)} "
-               f"ORDER BY idx LIMIT {arg(q.limit)}")
+            where.append(f"time_min < {arg(q.until)}")
+        for needle in needles(q):
+            where.append(f"strpos(facets, {arg(needle)}) > 0")
+        sql = ("SELECT first, count, sizes, facets, entries FROM audit_bundles WHERE "
+               f"{' AND '.join(where)} ORDER BY first")
 
         async def run(conn: asyncpg.Connection) -> list[tuple[int, bytes]]:
-            return [(r[0], bytes(r[1])) for r in await conn.fetch(sql, *params)]
+            async with conn.transaction():  # a cursor: bundles are read until the page is full
+                out: list[tuple[int, bytes]] = []
+                async for r in conn.cursor(sql, *params, prefetch=8):
+                    out += bundle_matches(q, (r[0], r[1], r[2], r[3], bytes(r[4])),
+                                          q.limit - len(out))
+                    if len(out) >= q.limit:
+                        break
+                return out
         return self._run(run)
 
 
@@ -278,10 +293,12 @@ async def _perfect(conn: asyncpg.Connection, level: int, index: int) -> bytes:
             raise LookupError(f"no subtree ({level}, {index}) in the audit log")
         return bytes(found)
     lo, n = index << level, 1 << level
-    rows = await conn.fetch("SELECT hash FROM audit_leaves WHERE idx >= $1 AND idx < $2 "
-                            "ORDER BY idx", lo, lo + n)
-    if len(rows) != n:
+    hashes: list[bytes] = []
+    for first, count, blob in await conn.fetch(f"SELECT first, count, hashes {_OVERLAPPING}",
+                                               lo + n, lo):
+        hashes += [hash_at(blob, i - first)
+                   for i in range(max(lo, first), min(lo + n, first + count))]
+    if len(hashes) != n:
         raise LookupError(f"no subtree ({level}, {index}) in the audit log")
-    hashes = [bytes(r[0]) for r in rows]
     return hashes[0] if n == 1 else root(hashes)
 

@@ -35,8 +35,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from security.audit.entry import Sealed
-from security.audit.log import GROUP_COMMIT_MAX, PENDING_ENTRY, settle
+from security.audit.log import (
+    GROUP_COMMIT_MAX,
+    PENDING_ENTRY,
+    Batch,
+    Pending,
+    Queued,
+    fail,
+    prepare,
+    settle,
+)
 from security.audit.sqlite_log import SQLiteAuditStorage, add_checkpoint, append_rows, erase_subject
 
 
@@ -46,7 +54,6 @@ class CommitFailed(RuntimeError):
 log = logging.getLogger("cetate.audit")
 
 WriteRun = Callable[[sqlite3.Connection], Any]
-Pending = tuple[Sealed, "asyncio.Future[int]"]
 BATCH_MAX = 4 * GROUP_COMMIT_MAX  # entries one group appends; the rest wait for the next
 HOLD_S = 0.010  # longest a group waits for its requests' entries (a handler doing more work)
 
@@ -63,7 +70,7 @@ class Held:
 class Taken:
     """What one group transaction appended: the entries and their first index, or why not."""
 
-    items: list[Pending] = field(default_factory=list)
+    batch: Batch = field(default_factory=lambda: Batch([], []))
     first: int | Exception = 0
     keys: list[object] = field(default_factory=list)  # the announced entries among them
 
@@ -86,6 +93,7 @@ class SQLiteStoreAudit:
         self._doomed: set[object] = set()  # keys whose write's commit failed after an answer
         self._woken = False  # an empty job is queued to start a group
         self._open = False  # a group is running and has not drained the queue yet
+        self._loop: asyncio.AbstractEventLoop | None = None  # the futures' (put's) loop
 
     # -- Committer ------------------------------------------------------------------------------
 
@@ -98,16 +106,19 @@ class SQLiteStoreAudit:
     def ready(self) -> bool:
         return self._accepting()
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
             key: object | None = None) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         with self._lock:
             if key is not None and key in self._doomed:  # its write was not committed
                 self._doomed.discard(key)
-                future.set_exception(CommitFailed("The write this entry records did not "
-                                                  "commit"))
+                if future is not None:
+                    future.set_exception(CommitFailed("The write this entry records did not "
+                                                      "commit"))
                 return
-            self._queue.append((sealed, future))
-            if key is not None:
+            self._queue.append((entry, future))
+            if key is not None and future is not None:
                 self._keys[id(future)] = key
                 self._arrived.notify_all()
             # Appended before looking: any group starting from now on drains it.
@@ -126,7 +137,7 @@ class SQLiteStoreAudit:
         except Exception as exc:  # the store is closed: nothing will commit what is queued
             with self._lock:
                 items, self._queue, self._woken = self._queue, [], False
-            settle(items, exc)
+            fail(items, exc)
 
     async def add_checkpoint(self, size: int, note: str) -> None:
         await self._write(lambda c: add_checkpoint(c, size, note))
@@ -170,16 +181,19 @@ class SQLiteStoreAudit:
                 return None
             items, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
             self._woken = bool(self._queue)
-            drained_keys = [self._keys.pop(id(f)) for _, f in items if id(f) in self._keys]
+            drained_keys = [self._keys.pop(id(f)) for _, f in items
+                            if f is not None and id(f) in self._keys]
         if self._woken:
             with contextlib.suppress(Exception):  # closing: the rest fail with the store
                 self._submit([_nothing])  # the rest in the next group
-        taken = Taken(items, keys=drained_keys)
+        taken = Taken(prepare(items), keys=drained_keys)  # sealed here, in one loop
+        if not taken.batch.sealed:  # only flush markers
+            return taken
         conn.execute("SAVEPOINT audit")
         try:
-            taken.first, _ = append_rows(conn, [s for s, _ in items])
+            taken.first, _ = append_rows(conn, taken.batch.sealed)
         except Exception as exc:  # only the audit rows go; the group's entity writes commit
-            log.exception("audit append of %d entries failed", len(items))
+            log.exception("audit append of %d entries failed", len(taken.batch.sealed))
             conn.execute("ROLLBACK TO audit")
             taken.first = exc
         conn.execute("RELEASE audit")
@@ -194,12 +208,14 @@ class SQLiteStoreAudit:
             late = held.keys - set(taken.keys if taken else ())
             with self._lock:
                 self._doomed |= late
-                doomed_now = [(s, f) for s, f in self._queue if self._keys.get(id(f)) in late]
+                doomed_now = [(s, f) for s, f in self._queue
+                              if f is not None and self._keys.get(id(f)) in late]
                 self._queue = [(s, f) for s, f in self._queue if (s, f) not in doomed_now]
                 for _, f in doomed_now:
                     self._doomed.discard(self._keys.pop(id(f)))
-            if doomed_now:
-                settle(doomed_now, failure)
+            if doomed_now and self._loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(fail, doomed_now, failure)
         if taken is None:
             if failure is not None:  # failed before draining: what is queued needs a group
                 with self._lock:
@@ -208,8 +224,10 @@ class SQLiteStoreAudit:
                     self.wake()
             return
         outcome = failure if failure is not None else taken.first
+        if not taken.batch.waiters or self._loop is None:
+            return
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody left to tell
-            taken.items[0][1].get_loop().call_soon_threadsafe(settle, taken.items, outcome)
+            self._loop.call_soon_threadsafe(settle, taken.batch, outcome)
 
 
 def _nothing(conn: sqlite3.Connection) -> None:

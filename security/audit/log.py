@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from security.audit.entry import Detail, Pseudonyms, Sealed
+from security.audit.entry import AuditRecord, Deferred, Detail, Pseudonyms, Sealed
 from security.audit.keys import KeyRing, read_or_create_secret
 from security.audit.merkle import Frontier, consistency_proof, inclusion_proof
 from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint, split_note
@@ -36,6 +36,7 @@ CHECKPOINT_INTERVAL = 1.0  # seconds; the issue asks for a head at least every s
 GROUP_COMMIT_MAX = 512  # entries per transaction; bounds one group's latency
 DEFAULT_ORIGIN = "cetate.local/audit"
 MAX_QUERY_LIMIT = 1000
+SEAL_BATCH = 64  # reads' records sealed together (about half a millisecond of the loop's time)
 # The entry the running write request will append (a key object): a store that sees it on a
 # write job can commit the job and that entry together (broker/store/sqlite_audit.py).
 PENDING_ENTRY: ContextVar[object | None] = ContextVar("cetate_audit_pending_entry",
@@ -150,11 +151,11 @@ class Committer(Protocol):
     own transactions, in a thread of the log's) and the broker store's (broker/store/
     sqlite_audit.py, postgres_audit.py: the entries ride in the store's own transactions)."""
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
             key: object | None = None) -> None:
-        """Queue an entry; its future gets its index once committed (or the failure). An
-        urgent one is committed at once (with whatever else is queued). `key`: the request's
-        PENDING_ENTRY, if it announced one."""
+        """Queue an entry (sealed, to seal, or None: a flush marker); its future, if any, gets
+        its index once committed (or the failure). An urgent one is committed at once (with
+        whatever else is queued). `key`: the request's PENDING_ENTRY, if it announced one."""
 
     def wake(self) -> None:
         """Commit what is queued soon (a tree head is due, or a flush)."""
@@ -178,7 +179,7 @@ class ThreadedCommitter:
 
     def __init__(self, storage: AuditStorage) -> None:
         self.storage = storage
-        self._pending: list[tuple[Sealed, asyncio.Future[int]]] = []
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
         self._task: asyncio.Task[None] | None = None
@@ -201,9 +202,9 @@ class ThreadedCommitter:
     def ready(self) -> bool:
         return True
 
-    def put(self, sealed: Sealed, future: asyncio.Future[int], urgent: bool,
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
             key: object | None = None) -> None:
-        self._pending.append((sealed, future))
+        self._pending.append((entry, future))
         if urgent or len(self._pending) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
 
@@ -221,28 +222,77 @@ class ThreadedCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                batch = self._pending[:GROUP_COMMIT_MAX]
+                batch = prepare(self._pending[:GROUP_COMMIT_MAX])
                 del self._pending[:GROUP_COMMIT_MAX]
+                if not batch.sealed:  # only flush markers
+                    settle(batch, 0)
+                    continue
                 try:
-                    first, _ = await self._write(self.storage.append, [s for s, _ in batch])
+                    first, _ = await self._write(self.storage.append, batch.sealed)
                 except Exception as exc:
-                    log.exception("audit append of %d entries failed", len(batch))
+                    log.exception("audit append of %d entries failed", len(batch.sealed))
                     settle(batch, exc)
                     continue
                 settle(batch, first)
 
 
-def settle(batch: Sequence[tuple[Sealed, asyncio.Future[int]]], first: int | Exception) -> None:
+# An entry as queued: sealed, still to seal (a request's, sealed with its batch), or None (a
+# flush marker: its future is resolved once everything queued before it is committed).
+Queued = Sealed | Deferred | None
+Pending = tuple[Queued, "asyncio.Future[int] | None"]
+
+
+@dataclass
+class Batch:
+    """A drained queue, ready to append: its sealed entries and who waits for what."""
+
+    sealed: list[Sealed]
+    # (future, offset of its entry in `sealed` | the error that kept it out)
+    waiters: list[tuple[asyncio.Future[int], int | Exception]]
+
+
+def prepare(items: Sequence[Pending]) -> Batch:
+    """Seal what is still to seal, in one loop (any thread): an entry that cannot be sealed
+    fails alone, a marker waits for the entries before it."""
+    sealed: list[Sealed] = []
+    waiters: list[tuple[asyncio.Future[int], int | Exception]] = []
+    for entry, future in items:
+        if entry is None:  # a flush marker
+            if future is not None:
+                waiters.append((future, len(sealed) - 1))
+            continue
+        if isinstance(entry, Deferred):
+            deferred = entry
+            try:
+                entry = deferred.seal()
+            except Exception as exc:
+                log.exception("audit entry of %s could not be sealed", deferred.record.action)
+                if future is not None:
+                    waiters.append((future, exc))
+                continue
+        if future is not None:
+            waiters.append((future, len(sealed)))
+        sealed.append(entry)
+    return Batch(sealed, waiters)
+
+
+def fail(items: Sequence[Pending], error: Exception) -> None:
+    """Fail the futures of queued entries that will not be committed; on their loop."""
+    settle(Batch([], [(f, error) for _, f in items if f is not None]), error)
+
+
+def settle(batch: Batch, first: int | Exception) -> None:
     """Resolve a committed batch's futures with their indices (first, first + 1, ...), or fail
     them all; on the futures' loop."""
-    for offset, (_, future) in enumerate(batch):
+    for future, offset in batch.waiters:
         if future.done():
             continue
-        if isinstance(first, Exception):
-            future.set_exception(first)
-            future.exception()  # retrieved: a read's entry has no waiter
+        outcome = offset if isinstance(offset, Exception) else first
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+            future.exception()  # retrieved: a read's entry may have no waiter
         else:
-            future.set_result(first + offset)
+            future.set_result(outcome + offset)  # type: ignore[operator]
 
 
 class AuditLog:
@@ -259,7 +309,9 @@ class AuditLog:
         self.interval = interval
         self.signer: NoteSigner | None = None
         self.pseudonyms = Pseudonyms(b"")
-        self._last: asyncio.Future[int] | None = None
+        self._dirty = False  # entries queued since the last flush marker
+        self._unsealed: list[Pending] = []  # reads' records, sealed SEAL_BATCH at a time
+        self._marker: asyncio.Future[int] | None = None  # the last flush marker
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
         self._tasks: list[asyncio.Task[None]] = []
         self._sign_lock = asyncio.Lock()
@@ -293,7 +345,7 @@ class AuditLog:
 
     # -- appending ----------------------------------------------------------------------------
 
-    def submit(self, sealed: Sealed, *, urgent: bool = False) -> asyncio.Future[int]:
+    def submit(self, sealed: Sealed | Deferred, *, urgent: bool = False) -> asyncio.Future[int]:
         """Queue an entry; the future gives its index once committed.
 
         A non-urgent entry (a read's) waits for the next commit (an urgent entry's, an entity
@@ -301,17 +353,41 @@ class AuditLog:
         head, whichever comes first: reads then cost a fraction of a commit each.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._last = future
+        self._dirty = True
         self.committer.put(sealed, future, urgent)
         return future
 
-    async def append(self, sealed: Sealed) -> int:
+    def record(self, record: AuditRecord, *, time: str, request_id: str, status: int) -> None:
+        """Queue a read's record, sealed later with a batch of others (on this loop, in one
+        pass); nobody waits for it (flush does)."""
+        self._dirty = True
+        self._unsealed.append((Deferred(record, time, request_id, status, self.pseudonyms),
+                               None))
+        if len(self._unsealed) >= SEAL_BATCH:
+            self._seal_unsealed()
+
+    def _seal_unsealed(self) -> None:
+        """Seal the reads' records held back, and queue them for the committer."""
+        if not self._unsealed:
+            return
+        items, self._unsealed = self._unsealed, []
+        put = self.committer.put
+        for sealed in prepare(items).sealed:
+            put(sealed, None, False)
+
+    async def append(self, sealed: Sealed | Deferred) -> int:
         """Queue an entry and wait until it is durable (with whatever else is queued): in the
         same commit as the request's write when the store holds it for this entry."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._last = future
+        self._dirty = True
+        self._seal_unsealed()  # the reads before it, in the same commit
         self.committer.put(sealed, future, True, PENDING_ENTRY.get())
         return await future
+
+    async def append_record(self, record: AuditRecord, *, time: str, request_id: str,
+                            status: int) -> int:
+        """A write's record: sealed with its batch, durable before this returns."""
+        return await self.append(Deferred(record, time, request_id, status, self.pseudonyms))
 
     @staticmethod
     def expect_entry() -> Token[object | None]:
@@ -321,10 +397,18 @@ class AuditLog:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed)."""
-        last = self._last
-        if last is not None and not last.done():
-            self.committer.wake()
-            await asyncio.wait([last])
+        if self._dirty:  # something was queued since the last marker
+            self._dirty = False
+            self._seal_unsealed()
+            self._marker = asyncio.get_running_loop().create_future()
+            self.committer.put(None, self._marker, True)
+        marker = self._marker
+        if marker is None:
+            return
+        if not marker.done():
+            await asyncio.wait([marker])
+        if not marker.cancelled():
+            marker.exception()  # retrieved: a failure is the entries' waiters' to report
 
     async def _ticker(self) -> None:
         while True:

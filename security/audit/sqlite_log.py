@@ -1,27 +1,28 @@
 """The audit log's SQLite tables and the statements on them, for any connection.
 
-The tables (audit_*) live in the broker store's own database (migration 0004_audit.sql), so an
-audit append shares the store writer's transaction and its one fsync (broker/store/
-sqlite_audit.py); `SQLiteAuditStorage` opens them in a file of their own (tools, tests, a log kept
-apart with CETATE_AUDIT_STORE).
+The tables (audit_*) live in the broker store's own database (migrations 0004_audit.sql and
+0005_audit_bundles.sql), so an audit append shares the store writer's transaction and its one
+fsync (broker/store/sqlite_audit.py); `SQLiteAuditStorage` opens them in a file of their own
+(tools, tests, a log kept apart with CETATE_AUDIT_STORE).
 
 Sequencing is the database's job, not the process's: `append_rows` runs inside a write
 transaction (BEGIN IMMEDIATE: SQLite's write lock), reads the tree size and frontier there,
-numbers its leaves from there and writes leaves, completed nodes and the new frontier in that
+numbers its leaves from there and writes them, completed nodes and the new frontier in that
 transaction. So any number of broker processes can share one file and no index is ever given
 twice; a crash leaves the last committed tree, whole.
 
-Rows per entry, kept few (each is a b-tree insert in the commit): one leaf row holding the entry,
-its hash, the query columns, its first entity id and its kept details (erasure sets them NULL);
-an audit_entities row only for a second or later entity id; inner nodes only from level
-NODE_MIN_LEVEL up (1/8 row per entry), lower perfect subtrees being folded from at most
-2^NODE_MIN_LEVEL - 1 leaf hashes when a proof needs them. Indexes: time and first entity (an
-index insert costs about as much as a row); a query by principal and an erasure scan the leaves.
+One row per appended batch (a bundle), not per entry: each row and index entry is a b-tree
+insert in the commit, and per entry they cost more than the rest of the audit together. A
+bundle holds its entries' exact bytes, leaf hashes, facets (the columns queries filter on) and
+kept details as blobs and JSON. Inner nodes are kept from level NODE_MIN_LEVEL up (1/8 row per
+entry), lower perfect subtrees being folded from at most 2^NODE_MIN_LEVEL leaf hashes when a
+proof needs them. A query narrows bundles by time (indexed) and by `instr` on the facets
+text (each filter's JSON string must occur), then filters the entries exactly; an erasure
+rewrites the kept details of the bundles that name the subject.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -31,36 +32,58 @@ from typing import Any
 import orjson
 
 from broker.store.migrate import available
+from security.audit.bundles import (
+    NODE_MIN_LEVEL,
+    Bundle,
+    bundle_row,
+    erase_facets,
+    hash_at,
+    needles,
+    number,
+    parse_details,
+    select_matching,
+)
 from security.audit.entry import Detail, Sealed
 from security.audit.log import EntryQuery
-from security.audit.merkle import Frontier, leaf_hash, root
+from security.audit.merkle import Frontier, root
 
 BUSY_TIMEOUT_MS = 30_000  # another broker process holding the write lock waits this long
-QUERY_COLUMNS = ("tenant", "action", "purpose", "decision", "subject")
-NODE_MIN_LEVEL = 4  # inner nodes kept from subtrees of 16 leaves up
+MIGRATIONS = ("0004_audit.sql", "0005_audit_bundles.sql")
+
+
+def _migrations() -> tuple[str, str]:
+    by_name = {m.name: m.sql for m in available("sqlite")}
+    return by_name[MIGRATIONS[0]], by_name[MIGRATIONS[1]]
 
 
 def _schema() -> str:
-    """The audit tables of a log kept apart (CETATE_AUDIT_STORE): migration 0004_audit.sql,
-    the one definition, made idempotent (the file is opened by any number of processes)."""
-    (migration,) = [m for m in available("sqlite") if m.name == "0004_audit.sql"]
-    script = re.sub(r"\bCREATE (TABLE|INDEX) ", r"CREATE \1 IF NOT EXISTS ", migration.sql)
-    return script.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+    """The audit tables of a new log kept apart (CETATE_AUDIT_STORE): the store's migrations,
+    the one definition, without the upgrade of older leaves (a new file has none)."""
+    create, bundles = _migrations()
+    return (create + bundles[:bundles.index("INSERT INTO audit_bundles")]
+            + "DROP TABLE audit_entities;\nDROP TABLE audit_leaves;\n")
 
 
 SCHEMA = _schema()
 
-_INSERT_LEAF = "INSERT INTO audit_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create or upgrade a kept-apart log's tables, in the caller's write transaction (any
+    number of processes may open the file at once)."""
+    tables = {name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit%'")}
+    if "audit_tree" not in tables:
+        script = SCHEMA
+    elif "audit_leaves" in tables:  # a file of an earlier version: its leaves into bundles
+        script = _migrations()[1]
+    else:
+        return
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
-def kept_details(details: Sequence[Detail]) -> bytes | None:
-    """The kept column: [[name, salt hex, value], ...], or NULL without details."""
-    return orjson.dumps([[d.name, d.salt.hex(), d.value] for d in details]) if details else None
-
-
-def parse_details(kept: bytes | None) -> list[Detail]:
-    return [Detail(name, bytes.fromhex(salt), value)
-            for name, salt, value in orjson.loads(kept)] if kept else []
+_INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES (?,?,?,?,?,?,?,?,?)"
 
 
 # -- writes (inside the caller's write transaction) -------------------------------------------
@@ -70,28 +93,12 @@ def append_rows(db: sqlite3.Connection, batch: Sequence[Sealed]) -> tuple[int, F
     """Number the batch from the committed tree and write it; (first index, new head)."""
     size, blob = db.execute("SELECT size, frontier FROM audit_tree WHERE id = 1").fetchone()
     frontier = Frontier.from_bytes(size, blob)
-    leaves: list[tuple[Any, ...]] = []
-    nodes: list[tuple[int, int, bytes]] = []
-    entities: list[tuple[str, int]] = []
-    append = frontier.append
-    for sealed in batch:
-        idx = frontier.size
-        h = leaf_hash(sealed.entry)
-        for node in append(h):
-            if node[0] >= NODE_MIN_LEVEL:
-                nodes.append(node)
-        c = sealed.columns
-        ids = sealed.entity_ids
-        leaves.append((idx, sealed.entry, h, c["time"], c["subject"], c["tenant"], c["action"],
-                       c["purpose"], c["decision"], c["status"], ids[0] if ids else None,
-                       kept_details(sealed.details)))
-        if len(ids) > 1:
-            entities.extend((e, idx) for e in set(ids[1:]) - {ids[0]})
-    db.executemany(_INSERT_LEAF, leaves)
+    if not batch:
+        return size, frontier
+    hashes, nodes = number(frontier, batch)
+    db.execute(_INSERT_BUNDLE, bundle_row(size, batch, hashes))
     if nodes:
         db.executemany("INSERT INTO audit_nodes VALUES (?,?,?)", nodes)
-    if entities:
-        db.executemany("INSERT INTO audit_entities VALUES (?,?)", entities)
     db.execute("UPDATE audit_tree SET size = ?, frontier = ? WHERE id = 1",
                (frontier.size, frontier.to_bytes()))
     return size, frontier
@@ -104,16 +111,36 @@ def add_checkpoint(db: sqlite3.Connection, size: int, note: str) -> None:
 
 def erase_subject(db: sqlite3.Connection, subject: str) -> int:
     """Delete the kept details of a subject's entries; the leaves stay, unlinkable."""
-    return db.execute("UPDATE audit_leaves SET kept = NULL WHERE subject = ? AND kept IS NOT "
-                      "NULL", (subject,)).rowcount
+    erased = 0
+    for first, facets, kept in db.execute(
+            "SELECT first, facets, kept FROM audit_bundles WHERE kept IS NOT NULL AND "
+            "instr(facets, ?) > 0", (orjson.dumps(subject).decode(),)).fetchall():
+        count, left = erase_facets(subject, facets, kept)
+        if count:
+            erased += count
+            db.execute("UPDATE audit_bundles SET kept = ? WHERE first = ?", (left, first))
+    return erased
 
 
 # -- reads --------------------------------------------------------------------------------------
+
+_OVERLAPPING = ("FROM audit_bundles WHERE first < ? AND first >= coalesce((SELECT first FROM "
+                "audit_bundles WHERE first <= ? ORDER BY first DESC LIMIT 1), 0) ORDER BY first")
 
 
 def head(db: sqlite3.Connection) -> Frontier:
     size, blob = db.execute("SELECT size, frontier FROM audit_tree WHERE id = 1").fetchone()
     return Frontier.from_bytes(size, blob)
+
+
+def leaf_hashes(db: sqlite3.Connection, lo: int, hi: int) -> list[bytes]:
+    """The leaf hashes of lo <= index < hi that the log holds, in order."""
+    out: list[bytes] = []
+    for first, count, hashes in db.execute(f"SELECT first, count, hashes {_OVERLAPPING}",
+                                           (hi, lo)):
+        a, b = max(lo, first), min(hi, first + count)
+        out += [hash_at(hashes, i - first) for i in range(a, b)]
+    return out
 
 
 def perfect(db: sqlite3.Connection, level: int, index: int) -> bytes:
@@ -124,17 +151,19 @@ def perfect(db: sqlite3.Connection, level: int, index: int) -> bytes:
             return bytes(row[0])
         raise LookupError(f"no subtree ({level}, {index}) in the audit log")
     lo, n = index << level, 1 << level
-    hashes = [bytes(h) for (h,) in db.execute(
-        "SELECT hash FROM audit_leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, lo + n))]
+    hashes = leaf_hashes(db, lo, lo + n)
     if len(hashes) != n:
         raise LookupError(f"no subtree ({level}, {index}) in the audit log")
     return hashes[0] if n == 1 else root(hashes)
 
 
 def entries(db: sqlite3.Connection, start: int, end: int) -> list[tuple[int, bytes]]:
-    rows = db.execute("SELECT idx, entry FROM audit_leaves WHERE idx >= ? AND idx < ? "
-                      "ORDER BY idx", (start, end))
-    return [(idx, bytes(entry)) for idx, entry in rows]
+    out: list[tuple[int, bytes]] = []
+    for first, count, sizes, blob in db.execute(
+            f"SELECT first, count, sizes, entries {_OVERLAPPING}", (end, start)):
+        bundle = Bundle(first, count, sizes, blob)
+        out += [(i, bundle.entry(i)) for i in range(max(start, first), min(end, first + count))]
+    return out
 
 
 def latest_checkpoint(db: sqlite3.Connection) -> tuple[int, str] | None:
@@ -149,30 +178,34 @@ def checkpoint_at(db: sqlite3.Connection, size: int) -> str | None:
 
 
 def details(db: sqlite3.Connection, idx: int) -> list[Detail]:
-    row = db.execute("SELECT kept FROM audit_leaves WHERE idx = ?", (idx,)).fetchone()
-    return parse_details(row[0]) if row else []
+    row = db.execute("SELECT first, kept FROM audit_bundles WHERE first <= ? ORDER BY first "
+                     "DESC LIMIT 1", (idx,)).fetchone()
+    if row is None or row[1] is None:
+        return []
+    kept = orjson.loads(row[1])
+    i = idx - row[0]
+    return parse_details(kept[i]) if i < len(kept) else []
 
 
 def query(db: sqlite3.Connection, q: EntryQuery) -> list[tuple[int, bytes]]:
-    where: list[str] = ["idx >= ?"]
+    where = ["first >= coalesce((SELECT first FROM audit_bundles WHERE first <= ? ORDER BY "
+             "first DESC LIMIT 1), 0)"]
     params: list[Any] = [q.after]
     if q.since:
-        where.append("time >= ?")
+        where.append("time_max >= ?")
         params.append(q.since)
     if q.until:
-        where.append("time < ?")
+        where.append("time_min < ?")
         params.append(q.until)
-    for column in QUERY_COLUMNS:
-        value = getattr(q, column)
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if q.entity is not None:
-        where.append("(entity = ? OR idx IN (SELECT idx FROM audit_entities WHERE entity = ?))")
-        params += [q.entity, q.entity]
-    sql = (f"SELECT idx, entry FROM audit_leaves WHERE {' AND '.join(where)} "
-           f"ORDER BY idx LIMIT ?")
-    return [(idx, bytes(entry)) for idx, entry in db.execute(sql, (*params, q.limit))]
+    for needle in needles(q):
+        where.append("instr(facets, ?) > 0")
+        params.append(needle)
+    rows = db.execute("SELECT first, count, sizes, facets, entries FROM audit_bundles WHERE "
+                      f"{' AND '.join(where)} ORDER BY first", params)
+    try:
+        return select_matching(q, rows)
+    finally:
+        rows.close()
 
 
 class SQLiteAuditStorage:
@@ -217,7 +250,7 @@ class SQLiteAuditStorage:
         if not self.create:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._in_write(lambda db: [db.execute(s) for s in SCHEMA.split(";") if s.strip()])
+        self._in_write(ensure_schema)
 
     def close(self) -> None:
         with self._lock:

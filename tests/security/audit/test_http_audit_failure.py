@@ -12,8 +12,8 @@ from broker.http.audit import AUDIT
 from broker.http.state import BROKER
 from security.audit.sqlite_log import SQLiteAuditStorage
 
-GONE = "ALTER TABLE audit_leaves RENAME TO audit_leaves_gone"
-BACK = "ALTER TABLE audit_leaves_gone RENAME TO audit_leaves"
+GONE = "ALTER TABLE audit_bundles RENAME TO audit_bundles_gone"
+BACK = "ALTER TABLE audit_bundles_gone RENAME TO audit_bundles"
 
 
 async def _alter(server: TestServer, statement: str) -> None:
