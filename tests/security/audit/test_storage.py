@@ -100,3 +100,43 @@ async def test_group_commit_and_checkpoints(tmp_path: Path) -> None:
         assert (tmp_path / "audit.db").exists() and (tmp_path / "audit-keys").is_dir()
     finally:
         await audit.close()
+
+
+def test_sealed_entries_are_canonical_and_queries_filter_exactly(tmp_path: Path) -> None:
+    """seal builds its body with keys already in order: the bytes are what the canonical
+    encoding gives. And a query over bundles (narrowed by substring, then filtered) returns
+    exactly the entries a scan of every entry's facets selects."""
+    from security.audit.log import EntryQuery
+    from security.audit.sqlite_log import SQLiteAuditStorage
+    from tests.security.audit.conftest import random_entry
+
+    rng = random.Random(3)
+    pseudonyms = Pseudonyms(b"p" * 32)
+    sealed = [random_entry(rng, pseudonyms, n) for n in range(600)]
+    assert all(encode(decode(s.entry)) == s.entry for s in sealed)
+    storage = SQLiteAuditStorage(tmp_path / "audit.db")
+    storage.open()
+    try:
+        for at in range(0, len(sealed), 37):  # bundles of 37 (and a last, shorter one)
+            storage.append(sealed[at:at + 37])
+        subject = sealed[5].facets[1]
+        for q in (EntryQuery(limit=1000), EntryQuery(tenant="tax", limit=1000),
+                  EntryQuery(subject=subject, action=sealed[5].facets[3], limit=1000),
+                  EntryQuery(entity="urn:ngsi-ld:ParkingSpot:7", limit=1000),
+                  EntryQuery(since="2026-12-01T10:03:00", until="2026-12-01T10:05:30",
+                             purpose="billing", limit=1000),
+                  EntryQuery(decision="deny", limit=1000),
+                  EntryQuery(tenant="parking", after=100, limit=25)):
+            expected = [(i, s.entry) for i, s in enumerate(sealed)
+                        if i >= q.after
+                        and (q.since is None or s.facets[0] >= q.since)
+                        and (q.until is None or s.facets[0] < q.until)
+                        and all(getattr(q, name) is None or s.facets[at] == getattr(q, name)
+                                for name, at in (("subject", 1), ("tenant", 2), ("action", 3),
+                                                 ("purpose", 4), ("decision", 5)))
+                        and (q.entity is None or q.entity in s.facets[7])][:q.limit]
+            assert storage.query(q) == expected, q
+        assert storage.entries(30, 80) == [(i, s.entry) for i, s in enumerate(sealed)
+                                           if 30 <= i < 80]
+    finally:
+        storage.close()
