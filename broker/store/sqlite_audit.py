@@ -90,6 +90,7 @@ class SQLiteStoreAudit:
         self._lock = threading.Lock()  # the queue is filled on the loop, drained by the writer
         self._arrived = threading.Condition(self._lock)  # an announced entry was queued
         self._keys: dict[int, object] = {}  # id(future) -> key of the queued keyed entries
+        self._awaiting: set[object] = set()  # keys the holding group still waits for
         self._doomed: set[object] = set()  # keys whose write's commit failed after an answer
         self._woken = False  # an empty job is queued to start a group
         self._open = False  # a group is running and has not drained the queue yet
@@ -120,7 +121,12 @@ class SQLiteStoreAudit:
             self._queue.append((entry, future))
             if key is not None and future is not None:
                 self._keys[id(future)] = key
-                self._arrived.notify_all()
+                # Woken once, by the last entry its group waits for: a wake-up per write
+                # (a context switch each) costs more than the rest of the write's audit.
+                if key in self._awaiting:
+                    self._awaiting.discard(key)
+                    if not self._awaiting:
+                        self._arrived.notify()
             # Appended before looking: any group starting from now on drains it.
             coming = self._open or self._woken or self._queued() > 0
             full = len(self._queue) >= GROUP_COMMIT_MAX
@@ -164,7 +170,10 @@ class SQLiteStoreAudit:
         for job, ok, value in keyed:
             deliver(job, ok, value)
         with self._arrived:
-            self._arrived.wait_for(lambda: held.keys <= set(self._keys.values()), HOLD_S)
+            self._awaiting = held.keys - set(self._keys.values())
+            if self._awaiting:
+                self._arrived.wait_for(lambda: not self._awaiting, HOLD_S)
+            self._awaiting = set()
         return held
 
     def group_started(self) -> None:
