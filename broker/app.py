@@ -29,11 +29,13 @@ from broker.ld.resolver import ContextResolver
 from broker.settings import Settings
 from broker.store.open import open_store
 from broker.store.protocol import Store, SubscriptionRow
+from broker.subscriptions.notification import Outgoing
 from broker.subscriptions.outbox import Draft, PendingNotification
 from broker.subscriptions.sender import Outcome, Result
 from broker.subscriptions.service import Notifications
 from broker.subscriptions.subscription import Subscription
 from security.audit.entry import AuditRecord
+from security.audit.entry import Principal as AuditPrincipal
 
 ROUTE_MODULES = (health, entities, query, batch, contexts, discovery, subscriptions, privacy,
                  apidocs)
@@ -54,15 +56,26 @@ async def wake_dispatcher(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 def _audit_notification(app: web.Application) -> Any:
-    def record(row: PendingNotification, result: Result) -> None:
-        draft = row.draft
-        entity_ids = [i.change.current["id"] for i in draft.items] if draft else []
-        types = [t for i in draft.items for t in i.change.current["type"]] if draft else []
+    """The audit entry of each notification attempt: as its subscription's owner, for its
+    purpose, of the entities it told of after the owner's filter, with what that masked."""
+    def record(row: PendingNotification, result: Result, outgoing: Outgoing | None) -> None:
         status = result.status or (200 if result.outcome is Outcome.DELIVERED else 502)
-        entry = AuditRecord(action=audit.NOTIFY,
-                            tenant=draft.tenant if draft else (row.outgoing.tenant
-                                                               if row.outgoing else ""))
-        entry.note(entity_ids=[row.subscription_id, *entity_ids], types=types)
+        sent = outgoing.audit if outgoing is not None else None
+        tenant = outgoing.tenant if outgoing is not None else (
+            row.draft.tenant if row.draft else "")
+        entry = AuditRecord(action=audit.NOTIFY, tenant=tenant)
+        if sent is not None:
+            if sent.owner is not None:
+                entry.principal = AuditPrincipal(sent.owner, sent.roles)
+            entry.purpose = sent.purpose
+            if sent.rules:
+                entry.rule = ",".join(sent.rules)
+            entry.note(entity_ids=[row.subscription_id, *sent.entity_ids], types=sent.types,
+                       masked=sent.masked)
+        else:  # a message prepared before drafts (or none rendered): what the row says
+            draft = row.draft
+            entry.note(entity_ids=[row.subscription_id, *(
+                i.change.current["id"] for i in (draft.items if draft else ()))])
         audit.record_event(app, entry, status=status)
     return record
 

@@ -35,7 +35,8 @@ from broker.query import qlang
 from broker.query.typeexpr import AllOf, AnyOf, TypeExpr, TypeName
 from broker.store.protocol import Entity, EntityQuery, Mutation, Store, SubscriptionRow
 from broker.subscriptions.match import Change
-from broker.subscriptions.outbox import Draft
+from broker.subscriptions.notification import OWNER
+from broker.subscriptions.outbox import Draft, Screening
 from broker.subscriptions.subscription import Subscription
 from security.audit.entry import Principal as AuditPrincipal
 from security.audit.keys import read_or_create_secret
@@ -397,9 +398,6 @@ def owner_guard(access: Access, owner: Mapping[str, Any] | None, purpose: str | 
 
 # -- the owner of a subscription, as stored in its record ----------------------------------------
 
-OWNER = "owner"
-
-
 def principal_record(principal: Principal) -> dict[str, Any]:
     return {"subject": principal.subject, "roles": sorted(principal.roles),
             "kind": principal.kind,
@@ -454,6 +452,7 @@ def screen_notifications(access: Access
         watched = frozenset(sub.watched_attributes or ())
         decisions: dict[tuple[str, ...], Decision] = {}
         items = []
+        used: list[Decision] = []  # the decisions of what is sent, for its audit entry
         for item in draft.items:
             change = item.change
             key = tuple(change.current["type"])
@@ -474,7 +473,11 @@ def screen_notifications(access: Access
                     not seen.changed or (watched and not seen.changed & watched)):
                 continue
             items.append(replace(item, change=seen))
+            used.append(decision)
         if not items:
             return None
-        return replace(draft, items=tuple(items))
+        screening = Screening(
+            tuple(sorted({r for d in used for r in d.rules})),
+            tuple(sorted({a for d in used for a in d.masked | d.pseudonymised})))
+        return replace(draft, items=tuple(items), screening=screening)
     return screen

@@ -36,7 +36,8 @@ from broker.subscriptions.sender import Outcome, Result, Sender
 
 log = logging.getLogger("cetate.notifications")
 
-OutcomeHook = Callable[[PendingNotification, Result], None]
+# (the row, the result of its attempt, the message sent if one was rendered)
+OutcomeHook = Callable[[PendingNotification, Result, Outgoing | None], None]
 Preparer = Callable[[PendingNotification], Awaitable[Outgoing | None]]
 """Renders a draft row into the message to send, at delivery time (service.py); None when
 nothing is owed any more (the subscription is gone or paused)."""
@@ -247,7 +248,7 @@ class Dispatcher:
                 self._next_due = due if self._next_due is None else min(self._next_due, due)
                 self.wake()  # re-arm the sleep with the earlier due time
         if self.on_result is not None:
-            self.on_result(row, result)
+            self.on_result(row, result, outgoing)
 
     # -- shutdown -------------------------------------------------------------------------------
     async def stop(self, grace: float = 5.0) -> None:

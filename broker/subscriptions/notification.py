@@ -17,7 +17,7 @@ MQTT binding: the message is {"metadata": {the same headers}, "body": notificati
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -85,6 +85,23 @@ def body_context(sub: Subscription) -> Any:
     return [*items, CORE_CONTEXT_URL]
 
 
+OWNER = "owner"  # the member of a stored subscription record naming its owner (a principal)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a notification tells, for its audit entry: to whom (the subscription's owner and
+    purpose), of which entities, what the owner's policy masked and by which rules."""
+
+    owner: str | None  # the owner's subject; None: the public principal
+    roles: tuple[str, ...]
+    purpose: str | None
+    entity_ids: tuple[str, ...]
+    types: tuple[str, ...]
+    masked: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """A notification ready to send: all a sender needs and nothing it must look up, so a row
@@ -101,6 +118,9 @@ class Outgoing:
     mqtt_version: str = DEFAULT_MQTT_VERSION
     timeout: float | None = None  # seconds (endpoint.timeout); None: the sender's default
     cooldown: float | None = None  # seconds to wait after a failure (endpoint.cooldown)
+    # what the audit entry of this notification records (set when a draft is rendered at
+    # delivery); not stored with a prepared message
+    audit: Sent | None = field(default=None, compare=False)
 
     @property
     def endpoint_key(self) -> str:

@@ -79,7 +79,7 @@ a process killed mid-delivery are sent again by the next one within that time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from broker.subscriptions.match import Change
@@ -94,6 +94,15 @@ class DraftItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Screening:
+    """What the delivery-time filter decided for a draft (broker/http/access.py): the rules
+    that allowed what is sent, and the attributes masked or pseudonymised in it."""
+
+    rules: tuple[str, ...]
+    masked: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
     """A notification recorded by the write path, rendered when it is delivered."""
 
@@ -101,6 +110,8 @@ class Draft:
     subscription_id: str
     tenant: str
     items: tuple[DraftItem, ...]
+    # set by the delivery-time filter, for the audit entry of the notification; never stored
+    screening: Screening | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

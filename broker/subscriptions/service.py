@@ -18,6 +18,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from broker.ld.netpolicy import AddressPolicy
@@ -26,7 +27,7 @@ from broker.store.protocol import EntityQuery, EntitySelector, Store, Subscripti
 from broker.subscriptions.dispatcher import Dispatcher, Limits, OutcomeHook
 from broker.subscriptions.http_sender import HttpSender
 from broker.subscriptions.mqtt_sender import MqttSender
-from broker.subscriptions.notification import Outgoing
+from broker.subscriptions.notification import OWNER, Outgoing, Sent
 from broker.subscriptions.outbox import Draft, PendingNotification
 from broker.subscriptions.plan import Planner, plan_periodic, render_draft
 from broker.subscriptions.schedule import expired, next_periodic
@@ -130,8 +131,9 @@ class Notifications:
                 return None
             draft = screened
         terms = await self.resolver.term_map(sub.notification_context)
-        return render_draft(sub, draft, terms, now=now,
-                            link=link_of(stored.record, self.base_url))
+        outgoing = render_draft(sub, draft, terms, now=now,
+                                link=link_of(stored.record, self.base_url))
+        return replace(outgoing, audit=sent(stored, sub, draft))
 
     # -- periodic subscriptions (timeInterval) --------------------------------------------------
     async def _periodic(self) -> None:
@@ -167,3 +169,20 @@ class Notifications:
         if made:
             self.dispatcher.wake()
         return made
+
+
+def sent(stored: SubscriptionRow, sub: Subscription, draft: Draft) -> Sent:
+    """The audit facts of a rendered draft: the entities it tells of (after the owner's filter),
+    to whom and why."""
+    owner = stored.record.get(OWNER)
+    subject = owner.get("subject") if isinstance(owner, dict) else None
+    roles = tuple(sorted(str(r) for r in owner.get("roles") or ())) \
+        if isinstance(owner, dict) else ()
+    screening = draft.screening
+    return Sent(owner=subject if isinstance(subject, str) else None, roles=roles,
+                purpose=sub.purpose,
+                entity_ids=tuple(dict.fromkeys(i.change.current["id"] for i in draft.items)),
+                types=tuple(dict.fromkeys(t for i in draft.items
+                                          for t in i.change.current["type"])),
+                masked=screening.masked if screening else (),
+                rules=screening.rules if screening else ())

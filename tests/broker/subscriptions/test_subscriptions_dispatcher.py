@@ -58,7 +58,7 @@ class Running:
         self.results: list[tuple[PendingNotification, Result]] = []
         self.dispatcher = Dispatcher(outbox, {"http": self.sender}, backoff=kwargs.pop(
             "backoff", FAST), limits=kwargs.pop("limits", LIMITS),
-            on_result=lambda row, result: self.results.append((row, result)), **kwargs)
+            on_result=lambda row, result, _sent: self.results.append((row, result)), **kwargs)
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Running:

@@ -3,6 +3,7 @@ by their creator, and each notification filtered at delivery with the owner's pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -131,3 +132,48 @@ async def test_no_notification_tells_of_a_masked_attribute(city: City) -> None:
         assert [r.body["data"][0].get("status", {}).get("value") for r in witness.received] \
             == ["ok", "broken"]
     assert probing.received == []
+
+
+async def _notification_entries(city: City) -> list[dict[str, Any]]:
+    from broker.http.audit import AUDIT
+    from security.audit.entry import decode
+    from security.audit.log import EntryQuery
+
+    log = city.server.app[AUDIT]
+    await log.flush()
+    return [decode(e) for _, e in await log.query(EntryQuery(action="notification.send",
+                                                             limit=100))]
+
+
+async def test_a_notifications_audit_entry_names_its_owner_purpose_and_what_it_told(
+        city: City) -> None:
+    """The entry of a notification sent: as its subscription's owner (pseudonymised), for the
+    subscription's purpose, of the entities sent (not those the owner's filter dropped), with
+    the attributes masked and the rules that allowed it."""
+    from broker.http.audit import AUDIT
+
+    async with serving_receiver() as receiver:
+        await subscribe(city, city.token("city-it"), subscription(receiver.url,
+                                                                  "TaxObligation"), "tax")
+        await city.create(DEBT, tenant="tax")
+        await receiver.wait_for(1)
+    async with serving_receiver() as public:
+        body = subscription(public.url, watchedAttributes=["validationResult", "status"])
+        public_id = await subscribe(city, {}, {**body, "@context": [CETATE, LIGHTING]})
+        await city.create(TAP)
+        await city.create(LAMP, context=LIGHTING)
+        await public.wait_for(1)
+    for _ in range(100):  # each attempt's outcome is recorded just after its delivery
+        entries = await _notification_entries(city)
+        if len(entries) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    (tax,) = [e for e in entries if e["tenant"] == "tax"]
+    pseudonyms = city.server.app[AUDIT].pseudonyms
+    assert tax["principal"] == {"subject": pseudonyms("user-1"), "roles": ["city-it"]}
+    assert DEBT["id"] in tax["entities"]["ids"]
+    assert any(m.endswith("amountDue") for m in tax["masked"]), tax["masked"]
+    assert tax["rule"] != "open-default" and tax["decision"] == "allow"
+    (lighting,) = [e for e in entries if public_id in e["entities"]["ids"]]
+    assert lighting["entities"]["ids"] == [public_id, LAMP["id"]]  # the tap was dropped
+    assert lighting["principal"]["subject"] == pseudonyms("public")
