@@ -1,7 +1,8 @@
 """The audit log in the SQLite store's own database, committed by the store's writer.
 
-Entries are queued here (from the event loop); the writer appends every queued entry in its
-group transaction just before COMMIT (`before_commit`, in a savepoint of its own), so they share
+Entries are queued here (from the event loop); the writer seals those still to seal (a write's
+record, security/audit/log.py `prepare`) and appends every queued entry in its group transaction
+just before COMMIT (`before_commit`, in a savepoint of its own), so they share
 the commit — and the one fsync — of whatever entity writes that group holds. Only after COMMIT
 are their futures resolved (`after_commit`), so a write's entry is durable before its response.
 An urgent entry (a write's) rides with the next group when one will come anyway (jobs are
@@ -121,8 +122,8 @@ class SQLiteStoreAudit:
             self._queue.append((entry, future))
             if key is not None and future is not None:
                 self._keys[id(future)] = key
-                # Woken once, by the last entry its group waits for: a wake-up per write
-                # (a context switch each) costs more than the rest of the write's audit.
+                # The holding group is woken once, by the last entry it waits for, not by
+                # every entry queued meanwhile.
                 if key in self._awaiting:
                     self._awaiting.discard(key)
                     if not self._awaiting:

@@ -8,7 +8,9 @@ postgres_audit.py). A log kept apart (tools, tests, CETATE_AUDIT_STORE) commits 
 own transactions (ThreadedCommitter). `append` waits for the commit (writes: durable before
 their response); `submit` does not (reads: they ride along with the next commit, a full batch or
 the next tree head — signing a head first flushes the queue — so they are in the log no later
-than the next tree head).
+than the next tree head). Requests' records are sealed off the request path, in batches where
+the code stays in the CPU's caches (`Deferred`, `prepare`): a read's by this loop SEAL_BATCH at a
+time (`record`), a write's by the committer just before its commit (`append_record`).
 A tree head is signed at least every CHECKPOINT_INTERVAL while entries arrive, and on demand.
 """
 
@@ -287,12 +289,14 @@ def settle(batch: Batch, first: int | Exception) -> None:
     for future, offset in batch.waiters:
         if future.done():
             continue
-        outcome = offset if isinstance(offset, Exception) else first
-        if isinstance(outcome, Exception):
-            future.set_exception(outcome)
+        error = offset if isinstance(offset, Exception) else (
+            first if isinstance(first, Exception) else None)
+        if error is not None:
+            future.set_exception(error)
             future.exception()  # retrieved: a read's entry may have no waiter
         else:
-            future.set_result(outcome + offset)  # type: ignore[operator]
+            assert isinstance(offset, int) and isinstance(first, int)
+            future.set_result(first + offset)
 
 
 class AuditLog:
