@@ -9,7 +9,9 @@ broker alternating) so drift on a shared machine hits both; medians are compared
 requests/s with the log on and off and the on/off ratio (target: at most 10 % cost, ratio
 >= 0.90), then entries/s of `verify_export` over an export of --verify-entries random entries
 (target: above 100,000/s). On a shared machine read the CPU figures: CPU-seconds per request of
-each broker process, and entries per CPU-second of the verifier.
+each broker process, and entries per CPU-second of the verifier. With wrk installed, the same
+on/off comparison again driven by wrk (a load generator in C, which takes less of the machine
+from the brokers than the Python driver; --wrk-seconds 0 skips it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -110,6 +115,84 @@ async def _throughput(clients: int, total: int) -> list[str]:
     return lines
 
 
+_WRK_WRITE = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"id":"urn:ngsi-ld:Streetlight:wrk-%s-' .. counter .. '","type":"Streetlight",'
+    .. '"powerState":{"type":"Property","value":"on"},'
+    .. '"dimmingLevel":{"type":"Property","value":0.8}}'
+  return wrk.format("POST", "/ngsi-ld/v1/entities", {["Content-Type"]="application/json"}, body)
+end
+"""
+_WRK_READ = """
+request = function()
+  return wrk.format("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:bench-"
+    .. math.random(0, %d))
+end
+"""
+
+
+def _wrk(base: str, script: str, clients: int, seconds: int) -> tuple[float, int]:
+    """Requests/s and non-2xx answers of one wrk run (a load generator in C: it leaves the
+    broker more of a shared machine than the Python driver does)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "-s", f.name, base],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rate is None:
+        raise RuntimeError(f"wrk printed no rate:\n{out}")
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return float(rate.group(1)), int(bad.group(1)) if bad else 0
+
+
+async def _wrk_throughput(clients: int, seconds: int, loaded: int) -> list[str]:
+    """The same comparison driven by wrk, when it is installed."""
+    if shutil.which("wrk") is None:
+        return ["wrk is not installed (apt-get install wrk): no wrk-driven figures"]
+    with tempfile.TemporaryDirectory() as tmp:
+        procs, bases = [], {}
+        for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
+            port = free_port()
+            (Path(tmp) / name).mkdir()
+            store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
+            procs.append(start(["-m", "broker", "serve", "--port", str(port), "--store", store],
+                               port, {"CETATE_LOG_LEVEL": "WARNING", **env}))
+            bases[name] = f"http://127.0.0.1:{port}"
+        try:
+            for base in bases.values():  # the entities the reads ask for
+                async def load(s: aiohttp.ClientSession, i: int) -> int:
+                    async with s.post("/ngsi-ld/v1/entities", json=lamp(i)) as r:
+                        return r.status
+                await drive("load", base, load, clients=clients, total=loaded)
+            rps: dict[tuple[str, str], list[float]] = {}
+            errors = 0
+            for rnd in range(ROUNDS):
+                order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+                for kind, script in (("write", _WRK_WRITE % rnd), ("read", _WRK_READ % (
+                        loaded - 1))):
+                    for name, base in order:
+                        r, bad = await asyncio.to_thread(_wrk, base, script, clients, seconds)
+                        rps.setdefault((kind, name), []).append(r)
+                        errors += bad
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait()
+    lines = []
+    for kind in ("write", "read"):
+        on = statistics.median(rps[(kind, "on")])
+        off = statistics.median(rps[(kind, "off")])
+        lines.append(f"wrk {kind:<5} audit on {on:7.0f} req/s  off {off:7.0f} req/s  on/off "
+                     f"{on / off:5.2f}  cost {100 * (1 - on / off):5.1f} %")
+    lines.append(f"wrk non-2xx answers: {errors}")
+    return lines
+
+
 def _verification(entries: int) -> list[str]:
     rng = random.Random(1)
     pseudonyms = Pseudonyms(b"b" * 32)
@@ -152,9 +235,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--verify-entries", type=int, default=200_000)
+    parser.add_argument("--wrk-seconds", type=int, default=5,
+                        help="each wrk run's length; 0: no wrk-driven comparison")
     args = parser.parse_args()
     for line in asyncio.run(_throughput(args.clients, args.requests)):
         print(line)
+    if args.wrk_seconds > 0:
+        for line in asyncio.run(_wrk_throughput(args.clients, args.wrk_seconds,
+                                                args.requests)):
+            print(line)
     for line in _verification(args.verify_entries):
         print(line)
 
