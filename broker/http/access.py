@@ -32,7 +32,7 @@ from broker.errors import CetateError, ResourceNotFound
 from broker.http import audit
 from broker.http.identity import IDENTITY, principal_of
 from broker.query import qlang
-from broker.query.typeexpr import AllOf, AnyOf, TypeExpr, TypeName
+from broker.query.typeexpr import AllOf, AnyOf, NoneOf, TypeExpr, TypeName
 from broker.store.protocol import Entity, EntityQuery, Mutation, Store, SubscriptionRow
 from broker.subscriptions.match import Change
 from broker.subscriptions.notification import OWNER
@@ -268,20 +268,25 @@ class Guard:
         on it would reveal it one yes/no at a time); None when nothing is left to match."""
         if not self.enforcing:
             return query
+        held = set(await store.entity_types(self.tenant))
         known = _named_types(query)
         if known is None:  # no type named on some branch: every type the tenant holds
-            known = set(await store.entity_types(self.tenant))
+            known = set(held)
             policy = self.access.policies.policy
             if policy is not None:
                 known.update(policy.types)
         named = _filtered_attributes(query)
         allowed: list[str] = []
         rules: list[str] = []
-        for t in sorted(known):
+        excluded: list[str] = []  # held types it may not read (or not match on)
+        for t in sorted(known | held):
             decision = self.read_decision(t)
             if decision.allowed and all(decision.effect(a) == "allow" for a in named):
-                allowed.append(t)
-                rules.extend(decision.rules)
+                if t in known:
+                    allowed.append(t)
+                    rules.extend(decision.rules)
+            elif t in held:
+                excluded.append(t)
         if not allowed:
             self.decide("read", sorted(known) or ["*"])  # noted: nothing readable
             return None
@@ -293,7 +298,13 @@ class Guard:
         selectors = None
         if query.selectors is not None:
             selectors = tuple(replace(s, types=_within(s.types, scope)) for s in query.selectors)
-        return replace(query, types=_within(query.types, scope), selectors=selectors)
+        types = _within(query.types, scope)
+        if excluded:
+            # An entity is shown only if every one of its types is readable (visible): one with
+            # a readable and a hidden type must not match either, or the count and the paging
+            # would tell of it.
+            types = AllOf((types, NoneOf(tuple(TypeName(t) for t in excluded))))
+        return replace(query, types=types, selectors=selectors)
 
     # -- writes ----------------------------------------------------------------------------------
     def guard(self, mutation: Mutation[Any]) -> Mutation[Any]:
@@ -334,7 +345,7 @@ class Guard:
 
 
 def _within(types: TypeExpr | None, scope: TypeExpr) -> TypeExpr:
-    # Type expressions have no negation: an entity matching one has at least one of its leaf
+    # The query language has no negation: an entity matching one has at least one of its leaf
     # types, so a query naming only types within the scope needs no second type condition
     # (in SQL a second subquery on entity_types: ~15 % of a query's cost, bench/access.py).
     if types is not None and _type_leaves(types) <= _type_leaves(scope):

@@ -29,7 +29,16 @@ class AnyOf:
     items: tuple[TypeExpr, ...]
 
 
-TypeExpr = TypeName | AllOf | AnyOf
+@dataclass(frozen=True)
+class NoneOf:
+    """An entity with none of these types. Not in the query language: the access layer adds
+    it so a query never matches (nor counts) an entity with a type the principal may not read
+    (broker/http/access.py restrict)."""
+
+    items: tuple[TypeExpr, ...]
+
+
+TypeExpr = TypeName | AllOf | AnyOf | NoneOf
 
 _TOKEN_RE = re.compile(r"\s*([(),|;]|[^(),|;\s]+)")
 
@@ -87,7 +96,7 @@ def expand_types(expr: TypeExpr, expand: Callable[[str], str]) -> TypeExpr:
     if isinstance(expr, TypeName):
         return TypeName(expand(expr.name))
     items = tuple(expand_types(i, expand) for i in expr.items)
-    return AllOf(items) if isinstance(expr, AllOf) else AnyOf(items)
+    return type(expr)(items)
 
 
 def type_matches(expr: TypeExpr, types: list[str]) -> bool:
@@ -95,4 +104,6 @@ def type_matches(expr: TypeExpr, types: list[str]) -> bool:
     if isinstance(expr, TypeName):
         return expr.name in types
     results = (type_matches(i, types) for i in expr.items)
+    if isinstance(expr, NoneOf):
+        return not any(results)
     return all(results) if isinstance(expr, AllOf) else any(results)

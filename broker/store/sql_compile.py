@@ -41,7 +41,7 @@ from broker.query.scopeq import (
     literal_prefix,
     regex,
 )
-from broker.query.typeexpr import AllOf, TypeExpr, TypeName
+from broker.query.typeexpr import AllOf, NoneOf, TypeExpr, TypeName
 from broker.store.protocol import Entity, EntityQuery, EntitySelector, QueryResult
 from broker.store.rows import attr_path
 
@@ -118,6 +118,15 @@ def _types(expr: TypeExpr, tenant: str, probe: bool, p: Params) -> str:
                     f"t.type = {p(expr.name)})")
         return (f"e.rid IN (SELECT rid FROM entity_types WHERE tenant = {p(tenant)} "
                 f"AND type = {p(expr.name)})")
+    if isinstance(expr, NoneOf):
+        # Probed per candidate row on (rid, type): the IN (SELECT ...) form would gather every
+        # entity of the excluded types first, however few rows the query reads.
+        leaves = [item for item in expr.items if isinstance(item, TypeName)]
+        if len(leaves) == len(expr.items):
+            names = ", ".join(p(item.name) for item in leaves)
+            return ("NOT EXISTS (SELECT 1 FROM entity_types t WHERE t.rid = e.rid AND "
+                    f"t.type IN ({names}))")
+        return "NOT (" + " OR ".join(_types(item, tenant, True, p) for item in expr.items) + ")"
     joiner = " AND " if isinstance(expr, AllOf) else " OR "
     return "(" + joiner.join(_types(item, tenant, probe, p) for item in expr.items) + ")"
 

@@ -34,7 +34,15 @@ from broker.query.geo_parse import GeoQuery, geo_query_from_json
 from broker.query.qlang import Node, expand_names, parse_q, unparse
 from broker.query.scopeq import ScopeNode, parse_scopeq
 from broker.query.scopeq import unparse as unparse_scopeq
-from broker.query.typeexpr import AllOf, AnyOf, TypeExpr, TypeName, expand_types, parse_types
+from broker.query.typeexpr import (
+    AllOf,
+    AnyOf,
+    NoneOf,
+    TypeExpr,
+    TypeName,
+    expand_types,
+    parse_types,
+)
 from broker.subscriptions.endpoint import Endpoint, parse_endpoint, render_endpoint
 
 SUBSCRIPTION = "Subscription"
@@ -370,6 +378,8 @@ def _unparse_types(expr: TypeExpr, compact: Callable[[str], str], parent: type |
                    ) -> str:
     if isinstance(expr, TypeName):
         return compact(expr.name)
+    if isinstance(expr, NoneOf):
+        raise TypeError("NoneOf has no text in the query language")
     joiner = ";" if isinstance(expr, AllOf) else ","
     text = joiner.join(_unparse_types(item, compact, type(expr)) for item in expr.items)
     # ";" binds tighter than ",": an AnyOf inside an AllOf (or any group in a group of its own

@@ -101,6 +101,25 @@ async def test_queries_hold_only_readable_types_and_count_only_them(seeded: City
     assert "owner" not in post.json()[0]
 
 
+async def test_an_entity_with_a_hidden_type_is_neither_matched_nor_counted(seeded: City) -> None:
+    """An entity is shown only if every type it has is readable; one that is a Streetlight and
+    a TicketValidation must not be counted or take a place in a page either, or public would
+    learn of the validation it may not see."""
+    hybrid = {**LAMP, "id": "urn:ngsi-ld:Streetlight:0", "type": [STREETLIGHT, "TicketValidation"]}
+    await seeded.create(hybrid)
+    for params in ({"type": "Streetlight"}, {"idPattern": ".*"}, {"type": "Streetlight",
+                                                                   "q": 'status=="ok"'}):
+        answer = await get(seeded, ENTITIES, count="true", **params)
+        assert [e["id"] for e in answer.json()] == [LAMP["id"]], params
+        assert answer.headers["NGSILD-Results-Count"] == "1", params
+    # a page of one is the readable lamp, not a page emptied by the filter after the store
+    page = await get(seeded, ENTITIES, type="Streetlight", limit="1")
+    assert [e["id"] for e in page.json()] == [LAMP["id"]]
+    admin = await get(seeded, ENTITIES, seeded.token("admin", sub="admin-1"), type="Streetlight",
+                      count="true")
+    assert admin.headers["NGSILD-Results-Count"] == "2"  # it is there, for who may see it
+
+
 async def test_no_inference_by_filtering_on_a_masked_attribute(seeded: City) -> None:
     # owner is masked for the public: q, attrs on it behave as if it were absent.
     exact = await get(seeded, ENTITIES, type="Streetlight",
