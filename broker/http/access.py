@@ -32,7 +32,7 @@ from broker.errors import CetateError, ResourceNotFound
 from broker.http import audit
 from broker.http.identity import IDENTITY, principal_of
 from broker.query import qlang
-from broker.query.typeexpr import AllOf, AnyOf, NoneOf, TypeExpr, TypeName
+from broker.query.typeexpr import AllOf, AnyOf, NoneOf, TypeExpr, TypeName, Within
 from broker.store.protocol import Entity, EntityQuery, Mutation, Store, SubscriptionRow
 from broker.subscriptions.match import Change
 from broker.subscriptions.notification import OWNER
@@ -43,6 +43,7 @@ from security.audit.keys import read_or_create_secret
 from security.audit.log import config_for
 from security.identity.principal import PUBLIC, Principal
 from security.identity.resolver import IdentityResolver
+from security.policy.model import ANY as ANY_TYPE
 from security.policy.model import Decision, Resource
 from security.policy.service import OPEN, PolicyService, purpose_of
 from security.privacy.pseudonym import DEV_KEY_ENV, KEY_FILE_ENV, PseudonymKeyError
@@ -53,6 +54,9 @@ ACCESS_ENV = "CETATE_ACCESS_CONTROL"
 Mode = Literal["auto", "on", "off"]
 MODES: tuple[Mode, ...] = ("auto", "on", "off")
 AUDIT_RESOURCE = "audit"  # the API resource of /cetate/v1/audit (contracts/policies)
+# A type no rule and no contract names: its decision is every such type's (Access.exclusion).
+UNLISTED_TYPE = "urn:cetate:access:unlisted-type"
+EXCLUSIONS_CACHED = 4096  # (principal, purpose, tenant, attributes) entries before a reset
 
 
 class Forbidden(CetateError):
@@ -84,6 +88,10 @@ class Access:
         self.settings = settings
         self.policies = policies
         self.identity = identity
+        # (principal, purpose, tenant, attributes matched on) -> the query's type exclusion,
+        # for the policy in force (cleared when it is reloaded)
+        self._exclusions: dict[tuple[Any, ...], TypeExpr | None] = {}
+        self._exclusions_of: object | None = None
 
     @property
     def enforcing(self) -> bool:
@@ -99,6 +107,42 @@ class Access:
 
     def apply(self, decision: Decision, entity: Entity) -> Entity:
         return cast(Entity, self.policies.apply(decision, entity))
+
+    def exclusion(self, principal: Principal, purpose: str | None, tenant: str,
+                  named: frozenset[str]) -> TypeExpr | None:
+        """The type condition that keeps a query from matching (and counting) an entity with
+        a type the principal may not read or not match on in clear: visible() shows an entity
+        only if it may read all its types. None when no type is hidden.
+
+        Types a rule or a contract names are decided one by one; every other type gets the
+        same decision (only a rule for any type can apply to it), so one probe decides them:
+        if they are readable, exclude the hidden named ones (NoneOf); else keep the entity
+        only if each of its types is a readable named one (Within). No store read needed."""
+        policy = self.policies.policy
+        if policy is not self._exclusions_of:
+            self._exclusions, self._exclusions_of = {}, policy
+        key = (principal, purpose, tenant, named)
+        if key in self._exclusions:
+            return self._exclusions[key]
+
+        def readable(type_iri: str) -> bool:
+            decision = self.decide(principal, "read", Resource.entity((type_iri,), tenant),
+                                   purpose)
+            return decision.allowed and all(decision.effect(a) == "allow" for a in named)
+        listed: set[str] = set(policy.types) if policy is not None else set()
+        for rule in policy.rules if policy is not None else ():
+            listed.update(t for t in rule.types or () if t != ANY_TYPE)
+        ok = sorted(t for t in listed if readable(t))
+        expr: TypeExpr | None
+        if readable(UNLISTED_TYPE):
+            hidden = sorted(listed - set(ok))
+            expr = NoneOf(tuple(TypeName(t) for t in hidden)) if hidden else None
+        else:
+            expr = Within(tuple(ok))
+        if len(self._exclusions) >= EXCLUSIONS_CACHED:
+            self._exclusions.clear()
+        self._exclusions[key] = expr
+        return expr
 
     @classmethod
     def create(cls, settings: AccessSettings, identity: IdentityResolver | None,
@@ -268,25 +312,20 @@ class Guard:
         on it would reveal it one yes/no at a time); None when nothing is left to match."""
         if not self.enforcing:
             return query
-        held = set(await store.entity_types(self.tenant))
         known = _named_types(query)
         if known is None:  # no type named on some branch: every type the tenant holds
-            known = set(held)
+            known = set(await store.entity_types(self.tenant))
             policy = self.access.policies.policy
             if policy is not None:
                 known.update(policy.types)
         named = _filtered_attributes(query)
         allowed: list[str] = []
         rules: list[str] = []
-        excluded: list[str] = []  # held types it may not read (or not match on)
-        for t in sorted(known | held):
+        for t in sorted(known):
             decision = self.read_decision(t)
             if decision.allowed and all(decision.effect(a) == "allow" for a in named):
-                if t in known:
-                    allowed.append(t)
-                    rules.extend(decision.rules)
-            elif t in held:
-                excluded.append(t)
+                allowed.append(t)
+                rules.extend(decision.rules)
         if not allowed:
             self.decide("read", sorted(known) or ["*"])  # noted: nothing readable
             return None
@@ -299,11 +338,13 @@ class Guard:
         if query.selectors is not None:
             selectors = tuple(replace(s, types=_within(s.types, scope)) for s in query.selectors)
         types = _within(query.types, scope)
-        if excluded:
-            # An entity is shown only if every one of its types is readable (visible): one with
-            # a readable and a hidden type must not match either, or the count and the paging
-            # would tell of it.
-            types = AllOf((types, NoneOf(tuple(TypeName(t) for t in excluded))))
+        # An entity is shown only if every one of its types is readable (visible): one with a
+        # readable and a hidden type must not match either, or the count and the paging would
+        # tell of it.
+        exclusion = self.access.exclusion(self.principal, self.purpose, self.tenant,
+                                          frozenset(named))
+        if exclusion is not None:
+            types = AllOf((types, exclusion))
         return replace(query, types=types, selectors=selectors)
 
     # -- writes ----------------------------------------------------------------------------------
@@ -356,6 +397,8 @@ def _within(types: TypeExpr | None, scope: TypeExpr) -> TypeExpr:
 def _type_leaves(expr: TypeExpr) -> set[str]:
     if isinstance(expr, TypeName):
         return {expr.name}
+    if isinstance(expr, Within):
+        return set(expr.names)
     return {n for item in expr.items for n in _type_leaves(item)}
 
 

@@ -32,7 +32,7 @@ from broker.http.state import (
 from broker.ld.core import CORE_CONTEXT_URL
 from broker.ld.netpolicy import AddressPolicy
 from broker.ld.termmap import TermMap
-from broker.query.typeexpr import TypeExpr, TypeName
+from broker.query.typeexpr import TypeExpr, TypeName, Within
 from broker.store.protocol import SubscriptionRow
 from broker.subscriptions.endpoint import check_endpoint_address
 from broker.subscriptions.notification import context_url
@@ -122,6 +122,8 @@ def _int(request: web.Request, name: str, default: int) -> int:
 def _type_names(expr: TypeExpr) -> list[str]:
     if isinstance(expr, TypeName):
         return [expr.name]
+    if isinstance(expr, Within):  # the access layer's only, never a subscription's
+        return list(expr.names)
     return [n for item in expr.items for n in _type_names(item)]
 
 

@@ -38,7 +38,15 @@ class NoneOf:
     items: tuple[TypeExpr, ...]
 
 
-TypeExpr = TypeName | AllOf | AnyOf | NoneOf
+@dataclass(frozen=True)
+class Within:
+    """An entity each of whose types is one of these (not in the query language either: the
+    access layer's, like NoneOf)."""
+
+    names: tuple[str, ...]
+
+
+TypeExpr = TypeName | AllOf | AnyOf | NoneOf | Within
 
 _TOKEN_RE = re.compile(r"\s*([(),|;]|[^(),|;\s]+)")
 
@@ -95,6 +103,8 @@ def parse_types(text: str) -> TypeExpr:
 def expand_types(expr: TypeExpr, expand: Callable[[str], str]) -> TypeExpr:
     if isinstance(expr, TypeName):
         return TypeName(expand(expr.name))
+    if isinstance(expr, Within):
+        return Within(tuple(expand(n) for n in expr.names))
     items = tuple(expand_types(i, expand) for i in expr.items)
     return type(expr)(items)
 
@@ -103,6 +113,8 @@ def type_matches(expr: TypeExpr, types: list[str]) -> bool:
     """The reference evaluation, against an entity's (expanded) types."""
     if isinstance(expr, TypeName):
         return expr.name in types
+    if isinstance(expr, Within):
+        return all(t in expr.names for t in types)
     results = (type_matches(i, types) for i in expr.items)
     if isinstance(expr, NoneOf):
         return not any(results)

@@ -41,7 +41,7 @@ from broker.query.scopeq import (
     literal_prefix,
     regex,
 )
-from broker.query.typeexpr import AllOf, NoneOf, TypeExpr, TypeName
+from broker.query.typeexpr import AllOf, NoneOf, TypeExpr, TypeName, Within
 from broker.store.protocol import Entity, EntityQuery, EntitySelector, QueryResult
 from broker.store.rows import attr_path
 
@@ -118,6 +118,12 @@ def _types(expr: TypeExpr, tenant: str, probe: bool, p: Params) -> str:
                     f"t.type = {p(expr.name)})")
         return (f"e.rid IN (SELECT rid FROM entity_types WHERE tenant = {p(tenant)} "
                 f"AND type = {p(expr.name)})")
+    if isinstance(expr, Within):  # no type outside the list (an entity has at least one)
+        if not expr.names:
+            return "0 = 1"
+        names = ", ".join(p(n) for n in expr.names)
+        return ("NOT EXISTS (SELECT 1 FROM entity_types t WHERE t.rid = e.rid AND "
+                f"t.type NOT IN ({names}))")
     if isinstance(expr, NoneOf):
         # Probed per candidate row on (rid, type): the IN (SELECT ...) form would gather every
         # entity of the excluded types first, however few rows the query reads.

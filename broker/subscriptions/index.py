@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from broker.query.typeexpr import AllOf, NoneOf, TypeExpr, TypeName
+from broker.query.typeexpr import AllOf, NoneOf, TypeExpr, TypeName, Within
 from broker.subscriptions.match import Change
 from broker.subscriptions.subscription import Subscription
 
@@ -32,7 +32,7 @@ def _keys(expr: TypeExpr) -> set[str]:
         return {expr.name}
     if isinstance(expr, AllOf):
         return _keys(expr.items[0])  # every item holds, so the first one's keys do
-    if isinstance(expr, NoneOf):
+    if isinstance(expr, NoneOf | Within):
         raise TypeError("a subscription's types have no NoneOf (the query language has none)")
     return set().union(*(_keys(item) for item in expr.items))
 

@@ -40,6 +40,7 @@ from broker.query.typeexpr import (
     NoneOf,
     TypeExpr,
     TypeName,
+    Within,
     expand_types,
     parse_types,
 )
@@ -378,7 +379,7 @@ def _unparse_types(expr: TypeExpr, compact: Callable[[str], str], parent: type |
                    ) -> str:
     if isinstance(expr, TypeName):
         return compact(expr.name)
-    if isinstance(expr, NoneOf):
+    if isinstance(expr, NoneOf | Within):
         raise TypeError("NoneOf has no text in the query language")
     joiner = ";" if isinstance(expr, AllOf) else ","
     text = joiner.join(_unparse_types(item, compact, type(expr)) for item in expr.items)
