@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -54,49 +56,58 @@ def lamp(i: int) -> dict[str, object]:
             "dimmingLevel": {"type": "Property", "value": 0.8}}
 
 
-async def _throughput(clients: int, total: int) -> list[str]:
+@contextlib.contextmanager
+def _brokers() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """A broker with the audit log on and one with it off, each on a fresh SQLite store; by
+    base URL (the "on" one first)."""
     with tempfile.TemporaryDirectory() as tmp:
-        procs, bases, pids = [], {}, {}
-        for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
-            port = free_port()
-            store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
-            (Path(tmp) / name).mkdir()
-            procs.append(start(["-m", "broker", "serve", "--port", str(port), "--store", store],
-                               port, {"CETATE_LOG_LEVEL": "WARNING", **env}))
-            bases[name] = f"http://127.0.0.1:{port}"
-            pids[name] = procs[-1].pid
+        procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
-            results: dict[tuple[str, str], list[Result]] = {}
-            cpu: dict[tuple[str, str], float] = {}
-            for rnd in range(ROUNDS):
-                offset = rnd * total
-                order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
-                for name, base in order:
-                    async def write(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
-                        async with s.post("/ngsi-ld/v1/entities", json=lamp(o + i)) as r:
-                            return r.status
-                    c0 = cpu_seconds(pids[name])
-                    res = await drive(f"write audit {name}", base, write, clients=clients,
-                                      total=total)
-                    cpu[("write", name)] = cpu.get(("write", name), 0) + cpu_seconds(
-                        pids[name]) - c0
-                    results.setdefault(("write", name), []).append(res)
-                for name, base in order:
-                    async def read(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
-                        eid = lamp(o + i % total)["id"]
-                        async with s.get(f"/ngsi-ld/v1/entities/{eid}") as r:
-                            await r.read()
-                            return r.status
-                    c0 = cpu_seconds(pids[name])
-                    res = await drive(f"read audit {name}", base, read, clients=clients,
-                                      total=total)
-                    cpu[("read", name)] = cpu.get(("read", name), 0) + cpu_seconds(
-                        pids[name]) - c0
-                    results.setdefault(("read", name), []).append(res)
+            for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
+                port = free_port()
+                (Path(tmp) / name).mkdir()
+                store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
+                procs[f"http://127.0.0.1:{port}"] = start(
+                    ["-m", "broker", "serve", "--port", str(port), "--store", store], port,
+                    {"CETATE_LOG_LEVEL": "WARNING", **env})
+            yield procs
         finally:
-            for p in procs:
+            for p in procs.values():
                 p.terminate()
                 p.wait()
+
+
+async def _throughput(clients: int, total: int) -> list[str]:
+    with _brokers() as procs:
+        bases = dict(zip(("on", "off"), procs, strict=True))
+        pids = {name: procs[base].pid for name, base in bases.items()}
+        results: dict[tuple[str, str], list[Result]] = {}
+        cpu: dict[tuple[str, str], float] = {}
+        for rnd in range(ROUNDS):
+            offset = rnd * total
+            order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+            for name, base in order:
+                async def write(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                    async with s.post("/ngsi-ld/v1/entities", json=lamp(o + i)) as r:
+                        return r.status
+                c0 = cpu_seconds(pids[name])
+                res = await drive(f"write audit {name}", base, write, clients=clients,
+                                  total=total)
+                cpu[("write", name)] = cpu.get(("write", name), 0) + cpu_seconds(
+                    pids[name]) - c0
+                results.setdefault(("write", name), []).append(res)
+            for name, base in order:
+                async def read(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                    eid = lamp(o + i % total)["id"]
+                    async with s.get(f"/ngsi-ld/v1/entities/{eid}") as r:
+                        await r.read()
+                        return r.status
+                c0 = cpu_seconds(pids[name])
+                res = await drive(f"read audit {name}", base, read, clients=clients,
+                                  total=total)
+                cpu[("read", name)] = cpu.get(("read", name), 0) + cpu_seconds(
+                    pids[name]) - c0
+                results.setdefault(("read", name), []).append(res)
     lines = []
     for kind in ("write", "read"):
         on = statistics.median(r.rps for r in results[(kind, "on")])
@@ -154,35 +165,23 @@ async def _wrk_throughput(clients: int, seconds: int, loaded: int) -> list[str]:
     """The same comparison driven by wrk, when it is installed."""
     if shutil.which("wrk") is None:
         return ["wrk is not installed (apt-get install wrk): no wrk-driven figures"]
-    with tempfile.TemporaryDirectory() as tmp:
-        procs, bases = [], {}
-        for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
-            port = free_port()
-            (Path(tmp) / name).mkdir()
-            store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
-            procs.append(start(["-m", "broker", "serve", "--port", str(port), "--store", store],
-                               port, {"CETATE_LOG_LEVEL": "WARNING", **env}))
-            bases[name] = f"http://127.0.0.1:{port}"
-        try:
-            for base in bases.values():  # the entities the reads ask for
-                async def load(s: aiohttp.ClientSession, i: int) -> int:
-                    async with s.post("/ngsi-ld/v1/entities", json=lamp(i)) as r:
-                        return r.status
-                await drive("load", base, load, clients=clients, total=loaded)
-            rps: dict[tuple[str, str], list[float]] = {}
-            errors = 0
-            for rnd in range(ROUNDS):
-                order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
-                for kind, script in (("write", _WRK_WRITE % rnd), ("read", _WRK_READ % (
-                        loaded - 1))):
-                    for name, base in order:
-                        r, bad = await asyncio.to_thread(_wrk, base, script, clients, seconds)
-                        rps.setdefault((kind, name), []).append(r)
-                        errors += bad
-        finally:
-            for p in procs:
-                p.terminate()
-                p.wait()
+    with _brokers() as procs:
+        bases = dict(zip(("on", "off"), procs, strict=True))
+        for base in bases.values():  # the entities the reads ask for
+            async def load(s: aiohttp.ClientSession, i: int) -> int:
+                async with s.post("/ngsi-ld/v1/entities", json=lamp(i)) as r:
+                    return r.status
+            await drive("load", base, load, clients=clients, total=loaded)
+        rps: dict[tuple[str, str], list[float]] = {}
+        errors = 0
+        for rnd in range(ROUNDS):
+            order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+            for kind, script in (("write", _WRK_WRITE % rnd), ("read", _WRK_READ % (
+                    loaded - 1))):
+                for name, base in order:
+                    r, bad = await asyncio.to_thread(_wrk, base, script, clients, seconds)
+                    rps.setdefault((kind, name), []).append(r)
+                    errors += bad
     lines = []
     for kind in ("write", "read"):
         on = statistics.median(rps[(kind, "on")])

@@ -6,12 +6,15 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.settings import Settings
 from security.audit.entry import AuditRecord, Principal, Pseudonyms, Sealed, seal
+from security.audit.merkle import leaf_hash
 from security.audit.note import Checkpoint, NoteSigner, sign_checkpoint
 from security.audit.sqlite_log import SQLiteAuditStorage
 
@@ -86,3 +89,24 @@ def settings(test_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CETATE_AUDIT_KEY_DIR", keys)
     return Settings(store=test_store_url, allowed_networks=("127.0.0.0/8",),
                     max_body_bytes=1_000_000, log_level="WARNING", audit_key_dir=keys)
+
+
+EXTRA_ENTITY = "urn:ngsi-ld:X:extra"
+
+
+def old_leaves(n: int = 3) -> list[tuple[Any, ...]]:
+    """Rows of audit_leaves as the version before bundles wrote them (both engines: the
+    upgrade tests): entry i is user-i's read of urn:ngsi-ld:X:i and of EXTRA_ENTITY, whose
+    audit_entities row (EXTRA_ENTITY, i) goes with it. Row[1] is the entry's bytes."""
+    pseudonyms = Pseudonyms(b"k" * 32)
+    rows = []
+    for i in range(n):
+        record = AuditRecord(action="entity.retrieve", tenant="t",
+                             principal=Principal(f"user-{i}"))
+        record.note(entity_ids=[f"urn:ngsi-ld:X:{i}", EXTRA_ENTITY], types=["X"])
+        sealed = seal(record, time=f"2026-12-01T10:00:0{i}.000000Z", request_id=f"r{i}",
+                      status=200, pseudonyms=pseudonyms)
+        kept = orjson.dumps([[d.name, d.salt.hex(), d.value] for d in sealed.details])
+        rows.append((i, sealed.entry, leaf_hash(sealed.entry), *sealed.facets[:7],
+                     f"urn:ngsi-ld:X:{i}", kept))
+    return rows

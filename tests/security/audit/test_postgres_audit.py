@@ -103,38 +103,26 @@ async def test_leaves_of_the_earlier_version_move_into_bundles(postgres_url: str
     """Migration 0004_audit_bundles on a log that version 0003 wrote: every leaf, its entity
     ids and its kept details survive, and the tree over them is the same."""
     import asyncpg
-    import orjson
 
     from broker.store.migrate import available
     from broker.store.postgres_audit import PostgresAuditStorage
-    from security.audit.entry import AuditRecord, Principal, seal
     from security.audit.log import EntryQuery
     from security.audit.merkle import range_hash
+    from tests.security.audit.conftest import EXTRA_ENTITY, old_leaves
 
     sql = {m.name: m.sql for m in available("postgresql")}
     old = sql["0003_audit.sql"]
     leaves_ddl = old[old.index("CREATE TABLE audit_leaves"):old.index("CREATE TABLE audit_nodes")]
-    pseudonyms = Pseudonyms(b"k" * 32)
+    rows = old_leaves()
+    entries = [row[1] for row in rows]
     conn = await asyncpg.connect(postgres_url)
-    entries = []
     try:
         await conn.execute("DROP TABLE audit_bundles")
         await conn.execute(leaves_ddl)
-        for i in range(3):
-            record = AuditRecord(action="entity.retrieve", tenant="t",
-                                 principal=Principal(f"user-{i}"))
-            record.note(entity_ids=[f"urn:ngsi-ld:X:{i}", "urn:ngsi-ld:X:extra"], types=["X"])
-            sealed = seal(record, time=f"2026-12-01T10:00:0{i}.000000Z", request_id=f"r{i}",
-                          status=200, pseudonyms=pseudonyms)
-            f = sealed.facets
-            kept = orjson.dumps([[d.name, d.salt.hex(), d.value] for d in sealed.details])
-            await conn.execute(
-                "INSERT INTO audit_leaves VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-                i, sealed.entry, leaf_hash(sealed.entry), f[0], f[1], f[2], f[3], f[4], f[5],
-                f[6], f"urn:ngsi-ld:X:{i}", kept)
-            await conn.execute("INSERT INTO audit_entities VALUES ($1, $2)",
-                               "urn:ngsi-ld:X:extra", i)
-            entries.append(sealed.entry)
+        await conn.executemany(
+            "INSERT INTO audit_leaves VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)", rows)
+        await conn.executemany("INSERT INTO audit_entities VALUES ($1, $2)",
+                               [(EXTRA_ENTITY, row[0]) for row in rows])
         await conn.execute(sql["0004_audit_bundles.sql"])
     finally:
         await conn.close()
@@ -143,7 +131,7 @@ async def test_leaves_of_the_earlier_version_move_into_bundles(postgres_url: str
         assert await asyncio.to_thread(storage.entries, 0, 3) == list(enumerate(entries))
         kept = await asyncio.to_thread(storage.details, 1)
         assert [d.value for d in kept] == ["user-1"]
-        extra = await asyncio.to_thread(storage.query, EntryQuery(entity="urn:ngsi-ld:X:extra"))
+        extra = await asyncio.to_thread(storage.query, EntryQuery(entity=EXTRA_ENTITY))
         assert [i for i, _ in extra] == [0, 1, 2]
         two = await asyncio.to_thread(storage.query, EntryQuery(entity="urn:ngsi-ld:X:2"))
         assert [i for i, _ in two] == [2]
