@@ -618,6 +618,9 @@ class PostgresStore:
     async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
         return await self._fetch(subs.every)
 
+    async def subscriptions_version(self) -> int:
+        return await self._fetch(subs.version)
+
     async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
                                now: float, planned: PlannedWrite | None) -> bool:
         return await self._in_transaction(lambda c: subs.enqueue_periodic(

@@ -205,6 +205,10 @@ class Store(Protocol):
     async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
         """Every tenant's subscriptions, with the version they are of."""
 
+    async def subscriptions_version(self) -> int:
+        """The version of the subscriptions: it changes with every create, update or delete
+        of one (not with their delivery state), so a reader can keep what it read before."""
+
     async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
                                now: float, planned: PlannedWrite | None) -> bool:
         """Record a periodic subscription's tick: if its periodic_last is still

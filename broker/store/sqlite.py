@@ -501,6 +501,9 @@ class SQLiteStore:
     async def subscriptions(self) -> tuple[int, list[SubscriptionRow]]:
         return await self._read(_in_snapshot(lambda c: (subs.version(c), subs.every(c))))
 
+    async def subscriptions_version(self) -> int:
+        return await self._read(subs.version)
+
     async def enqueue_periodic(self, tenant: str, sub_id: str, expected_last: float | None,
                                now: float, planned: PlannedWrite | None) -> bool:
         return await self._write(lambda c: subs.enqueue_periodic(

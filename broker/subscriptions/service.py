@@ -72,6 +72,8 @@ class Notifications:
         self.dispatcher = Dispatcher(store.outbox, senders, limits=limits, clock=clock,
                                      on_result=on_result, prepare=self.prepare)
         self._parsed: OrderedDict[tuple[str, str], tuple[Any, Subscription]] = OrderedDict()
+        self._periodic_subs: dict[tuple[str, str], SubscriptionRow] = {}  # by (tenant, id)
+        self._periodic_version: int | None = None  # the subscriptions' version they are of
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -145,13 +147,24 @@ class Notifications:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), PERIODIC_POLL)
 
+    async def _periodic_rows(self) -> list[SubscriptionRow]:
+        """The periodic subscriptions, read again only when the subscriptions change (their
+        version; not every second: with thousands of subscriptions that read would be most of
+        a tick's work). Their last ticks are kept here, from the ticks this process won."""
+        version = await self.store.subscriptions_version()
+        if version != self._periodic_version:
+            version, rows = await self.store.subscriptions()
+            self._periodic_subs = {(r.tenant, r.id): r for r in rows
+                              if self.subscription(r).periodic}
+            self._periodic_version = version
+        return list(self._periodic_subs.values())
+
     async def tick(self) -> int:
         """Record the notifications every due periodic subscription owes; how many."""
-        _, rows = await self.store.subscriptions()
         made = 0
-        for row in rows:
+        for row in await self._periodic_rows():
             sub = self.subscription(row)
-            if not sub.periodic or not sub.is_active:
+            if not sub.is_active:
                 continue
             now = self.clock()
             due = next_periodic(sub, row.periodic_last, now)
@@ -164,8 +177,15 @@ class Notifications:
             found = await self.store.query_entities(row.tenant, query)
             planned = plan_periodic(sub, found.entities, now)
             if await self.store.enqueue_periodic(row.tenant, row.id, row.periodic_last, now,
-                                                 planned) and planned is not None:
-                made += 1
+                                                 planned):
+                self._periodic_subs[(row.tenant, row.id)] = replace(row, periodic_last=now)
+                made += planned is not None
+            else:  # another replica had this tick: its time is in the store, read it there
+                fresh = await self.store.get_subscription(row.tenant, row.id)
+                if fresh is None:
+                    self._periodic_subs.pop((row.tenant, row.id), None)
+                else:
+                    self._periodic_subs[(row.tenant, row.id)] = fresh
         if made:
             self.dispatcher.wake()
         return made

@@ -155,6 +155,7 @@ async def test_update_and_delete_bump_the_version(opener: Opener) -> None:
     assert not await store.delete_subscription("", sub_id(1))
     (v2, every) = await store.subscriptions()
     assert v2 == v1 + 1 and every == []
+    assert await store.subscriptions_version() == v2  # the version alone, read cheaply
 
 
 # -- the write observer -----------------------------------------------------------------------
@@ -329,8 +330,11 @@ async def test_enqueue_periodic_compare_and_set(opener: Opener) -> None:
     change = Change("", None, entity, frozenset(), NOW)
     planned = PlannedWrite((change,), (PlannedNotification(
         "", sub_id(1), "urn:ngsi-ld:Notification:tick", KEY, (("timeInterval", 0),)),))
+    version = await a.subscriptions_version()
     assert await a.enqueue_periodic("", sub_id(1), None, 100.0, None)
     assert not await b.enqueue_periodic("", sub_id(1), None, 100.0, planned)  # a won the tick
+    # a tick is delivery state, not a change of the subscription: readers keep what they read
+    assert await b.subscriptions_version() == version
     assert await b.enqueue_periodic("", sub_id(1), 100.0, 200.0, planned)
     got = await a.get_subscription("", sub_id(1))
     assert got is not None and got.periodic_last == 200.0

@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from broker.settings import Settings
 from tests.broker.subscriptions.api_fixtures import (
     CONTEXT_REL,
     ENTITIES,
@@ -783,6 +784,59 @@ async def test_periodic_paused_sends_nothing(client: httpx.AsyncClient) -> None:
         # first tick owed the paused one would have arrived too.
         await witness.wait_for(2, timeout=5)
         assert paused.received == []
+
+
+async def test_periodic_ticks_read_subscriptions_only_when_they_change(
+        client: httpx.AsyncClient, server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each second's tick reads the subscriptions' version, and every subscription only when
+    that changed: a pause made after ticking began is still seen at the next tick."""
+    from broker.http.state import BROKER
+
+    store = server.app[BROKER].store
+    reads = []
+    every = store.subscriptions
+
+    async def counted() -> Any:
+        reads.append(1)
+        return await every()
+    monkeypatch.setattr(store, "subscriptions", counted)  # the real store, its reads counted
+    await create(client, lamp(1))
+    async with serving_receiver() as receiver:
+        sub_id = await subscribe(client, subscription(receiver.url, timeInterval=1))
+        await receiver.wait_for(1, timeout=5)
+        before = len(reads)
+        await receiver.wait_for(3, timeout=8)
+        assert len(reads) == before  # two more ticks at least, and no re-read
+        answer = await client.patch(f"/ngsi-ld/v1/subscriptions/{sub_id}",
+                                    json={"isActive": False})
+        assert answer.status_code == 204, answer.text
+        await asyncio.sleep(0.3)  # a tick in flight may still deliver
+        seen = len(receiver.received)
+        await asyncio.sleep(2.5)
+        assert len(receiver.received) == seen  # paused: the change was read
+        assert len(reads) == before + 1
+
+
+async def test_two_replicas_tick_a_periodic_subscription_once(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    """A second broker on the same database ticks too; each tick is won by one of them (the
+    loser reads the winner's time back), so a 1 s interval notifies about once a second."""
+    from broker.app import create_app
+
+    other = TestServer(create_app(settings), host="127.0.0.1")
+    await other.start_server()
+    try:
+        await create(client, lamp(1))
+        async with serving_receiver() as receiver:
+            await subscribe(client, subscription(receiver.url, timeInterval=1))
+            await receiver.wait_for(1, timeout=5)
+            await asyncio.sleep(3.2)
+            ticks = len(receiver.received)
+        assert 3 <= ticks <= 5, ticks  # 1 + about 3 more, not twice that
+        ids = [r.body["id"] for r in receiver.received]
+        assert len(set(ids)) == len(ids)
+    finally:
+        await other.close()
 
 
 async def test_deleted_entities_filtered_as_they_were(client: httpx.AsyncClient,
