@@ -72,10 +72,8 @@ def _audit_notification(app: web.Application) -> Any:
                 entry.rule = ",".join(sent.rules)
             entry.note(entity_ids=[row.subscription_id, *sent.entity_ids], types=sent.types,
                        masked=sent.masked)
-        else:  # a message prepared before drafts (or none rendered): what the row says
-            draft = row.draft
-            entry.note(entity_ids=[row.subscription_id, *(
-                i.change.current["id"] for i in (draft.items if draft else ()))])
+        else:  # none rendered (it failed; a retry follows), or one prepared before drafts
+            entry.note(entity_ids=[row.subscription_id])
         audit.record_event(app, entry, status=status)
     return record
 
