@@ -1,6 +1,7 @@
 """The audit log's cost on broker throughput, and the offline verifier's speed, in one run.
 
     .venv/bin/python -m bench.audit [--clients 16] [--requests 2000] [--verify-entries 200000]
+                                    [--store-engine sqlite|postgresql] [--wrk-seconds 5]
 
 Two brokers run side by side, one with the audit log on (its tables in the store's database, its
 entries in the store writer's commits), one with CETATE_AUDIT=off, each on its own fresh SQLite
@@ -56,17 +57,34 @@ def lamp(i: int) -> dict[str, object]:
             "dimmingLevel": {"type": "Property", "value": 0.8}}
 
 
+PG_ADMIN = os.environ.get("CETATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ENGINE = "sqlite"  # or "postgresql" (--store-engine): the brokers' store
+
+
+def _pg(statement: str) -> None:
+    """One statement on the PostgreSQL server (psql: _brokers runs inside an event loop)."""
+    subprocess.run(["psql", PG_ADMIN, "-qc", statement], check=True, capture_output=True)
+
+
 @contextlib.contextmanager
 def _brokers() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """A broker with the audit log on and one with it off, each on a fresh SQLite store; by
-    base URL (the "on" one first)."""
+    """A broker with the audit log on and one with it off, each on a fresh store of ENGINE (a
+    SQLite file, or a PostgreSQL database of its own on CETATE_TEST_PG's server, dropped
+    after); by base URL (the "on" one first)."""
     with tempfile.TemporaryDirectory() as tmp:
         procs: dict[str, subprocess.Popen[bytes]] = {}
+        databases: list[str] = []
         try:
             for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
                 port = free_port()
                 (Path(tmp) / name).mkdir()
                 store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
+                if ENGINE == "postgresql":
+                    database = f"cetate_bench_audit_{name}_{os.getpid()}"
+                    _pg(f'CREATE DATABASE "{database}"')
+                    databases.append(database)
+                    store = PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+                    env = {**env, "CETATE_AUDIT_KEY_DIR": str(Path(tmp) / name / "keys")}
                 procs[f"http://127.0.0.1:{port}"] = start(
                     ["-m", "broker", "serve", "--port", str(port), "--store", store], port,
                     {"CETATE_LOG_LEVEL": "WARNING", **env})
@@ -75,6 +93,8 @@ def _brokers() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
             for p in procs.values():
                 p.terminate()
                 p.wait()
+            for database in databases:
+                _pg(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 async def _throughput(clients: int, total: int) -> list[str]:
@@ -234,9 +254,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--verify-entries", type=int, default=200_000)
+    parser.add_argument("--store-engine", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="the brokers' store (postgresql: on CETATE_TEST_PG's server)")
     parser.add_argument("--wrk-seconds", type=int, default=5,
                         help="each wrk run's length; 0: no wrk-driven comparison")
     args = parser.parse_args()
+    global ENGINE
+    ENGINE = args.store_engine
     for line in asyncio.run(_throughput(args.clients, args.requests)):
         print(line)
     if args.wrk_seconds > 0:
