@@ -34,6 +34,8 @@ from security.audit.bundles import (
     bundle_row,
     erase_facets,
     hash_at,
+    key_needles,
+    key_of,
     needles,
     number,
     parse_details,
@@ -49,7 +51,8 @@ AUDIT_LOCK_KEY = 0x636574617564  # "cetaud": beside the store's other advisory l
 CONNECT_TIMEOUT_S = 10.0
 Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 
-_INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_INSERT_BUNDLE = ("INSERT INTO audit_bundles VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                  "$10)")
 _INSERT_NODES = """
 INSERT INTO audit_nodes (level, idx, hash)
 SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])"""
@@ -69,8 +72,8 @@ async def append_batch(conn: asyncpg.Connection, batch: Sequence[Sealed]) -> int
         return int(size)
     hashes, nodes = number(frontier, batch)
     row = bundle_row(size, batch, hashes)
-    await conn.execute(_INSERT_BUNDLE, *row[:5], row[5].decode(), row[6].decode(),
-                       row[7].decode() if row[7] is not None else None, row[8])
+    await conn.execute(_INSERT_BUNDLE, *row[:6], row[6].decode(), row[7].decode(),
+                       row[8].decode() if row[8] is not None else None, row[9])
     if nodes:
         await conn.execute(_INSERT_NODES, [n[0] for n in nodes], [n[1] for n in nodes],
                            [n[2] for n in nodes])
@@ -89,8 +92,8 @@ async def erase_subject(conn: asyncpg.Connection, subject: str) -> int:
     erased = 0
     async with conn.transaction():
         rows = await conn.fetch("SELECT first, facets, kept FROM audit_bundles WHERE kept IS "
-                                "NOT NULL AND strpos(facets, $1) > 0 FOR UPDATE",
-                                orjson.dumps(subject).decode())
+                                "NOT NULL AND (keys IS NULL OR position($1::bytea IN keys) > 0) "
+                                "FOR UPDATE", key_of("s", subject))
         for first, facets, kept in rows:
             count, left = erase_facets(subject, facets, kept)
             if count:
@@ -265,6 +268,8 @@ class PostgresAuditStorage:
             where.append(f"time_min < {arg(q.until)}")
         for needle in needles(q):
             where.append(f"strpos(facets, {arg(needle)}) > 0")
+        for key in key_needles(q):
+            where.append(f"(keys IS NULL OR position({arg(key)}::bytea IN keys) > 0)")
         sql = ("SELECT first, count, sizes, facets, entries FROM audit_bundles WHERE "
                f"{' AND '.join(where)} ORDER BY first")
 

@@ -5,13 +5,15 @@ A bundle holds its entries' exact bytes (concatenated, with their sizes), their 
 (32 bytes each), their facets (the columns queries filter on) and their kept details (salts and
 values of their commitments, erasable). A row per entry and the index entries beside it cost,
 per entry, more than the rest of the audit together; a row per batch costs one insert per
-commit. Queries narrow bundles with the storage's index on time and a substring test of the
-facets text (`needles`), then filter exactly here (`matches`).
+commit. Queries narrow bundles with the storage's index on time, the bundle's short keys of its
+entity ids and subjects (`key_needles`) and a substring test of the facets text (`needles`),
+then filter exactly here (`matches`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -21,6 +23,7 @@ from security.audit.log import EntryQuery
 from security.audit.merkle import HASH_SIZE, Frontier, leaf_hash
 
 NODE_MIN_LEVEL = 4  # inner nodes kept from subtrees of 16 leaves up
+KEY_BYTES = 8  # a bundle key (key_of): 2^-64 odds of a false match per key
 # A facet row: [time, subject, tenant, action, purpose, decision, status, [entity ids]]
 TIME, SUBJECT, ENTITIES = 0, 1, 7
 FACET_FILTERS = (("subject", 1), ("tenant", 2), ("action", 3), ("purpose", 4),
@@ -63,12 +66,27 @@ class Bundle:
         return bytes(self._entries[self._offsets[i]:self._offsets[i + 1]])
 
 
+def key_of(kind: str, value: str) -> bytes:
+    """A bundle's short key for an entity id ("e") or a subject pseudonym ("s"): its keys
+    column holds one per distinct value, so a query by entity or subject reads that small
+    column of each bundle, not its facets (a false match only costs reading the facets)."""
+    return blake2b(f"{kind}:{value}".encode(), digest_size=KEY_BYTES).digest()
+
+
+def bundle_keys(batch: Sequence[Sealed]) -> bytes:
+    keys = {key_of("s", s.facets[1]) for s in batch}  # SUBJECT
+    keys.update(key_of("e", e) for s in batch for e in s.facets[7])  # ENTITIES
+    return b"".join(sorted(keys))
+
+
 def bundle_row(first: int, batch: Sequence[Sealed], hashes: Sequence[bytes]) -> tuple[Any, ...]:
-    """The stored row of a batch numbered from `first` (its leaf hashes in order)."""
+    """The stored row of a batch numbered from `first` (its leaf hashes in order), in the
+    columns' order: first, count, time_min, time_max, keys, hashes, sizes, facets, kept,
+    entries (the small ones first: a row is read from its start)."""
     facets = [s.facets for s in batch]
     times = [s.facets[0] for s in batch]
     kept = [kept_details(s.details) for s in batch]
-    return (first, len(batch), min(times), max(times), b"".join(hashes),
+    return (first, len(batch), min(times), max(times), bundle_keys(batch), b"".join(hashes),
             orjson.dumps([len(s.entry) for s in batch]), orjson.dumps(facets),
             orjson.dumps(kept) if any(k is not None for k in kept) else None,
             b"".join(s.entry for s in batch))
@@ -103,9 +121,17 @@ def erase_facets(subject: str, facets: str | bytes, kept: str | bytes) -> tuple[
 
 
 def needles(q: EntryQuery) -> list[str]:
-    """Strings every facet text of a matching bundle contains (each filter's JSON string)."""
-    values = [getattr(q, name) for name, _ in FACET_FILTERS] + [q.entity]
+    """Strings every facet text of a matching bundle contains (each filter's JSON string;
+    entity and subject go by keys instead)."""
+    values = [getattr(q, name) for name, _ in FACET_FILTERS if name != "subject"]
     return [orjson.dumps(v).decode() for v in values if v is not None]
+
+
+def key_needles(q: EntryQuery) -> list[bytes]:
+    """Keys the keys column of a matching bundle holds (NULL keys: a bundle moved from the
+    leaves of an earlier version, which has none and is read whole)."""
+    return [key_of(kind, v) for kind, v in (("e", q.entity), ("s", q.subject))
+            if v is not None]
 
 
 def matches(q: EntryQuery, row: Sequence[Any]) -> bool:

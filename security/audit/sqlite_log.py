@@ -38,6 +38,8 @@ from security.audit.bundles import (
     bundle_row,
     erase_facets,
     hash_at,
+    key_needles,
+    key_of,
     needles,
     number,
     parse_details,
@@ -83,7 +85,7 @@ def ensure_schema(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
-_INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES (?,?,?,?,?,?,?,?,?)"
+_INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES (?,?,?,?,?,?,?,?,?,?)"
 
 
 # -- writes (inside the caller's write transaction) -------------------------------------------
@@ -114,7 +116,7 @@ def erase_subject(db: sqlite3.Connection, subject: str) -> int:
     erased = 0
     for first, facets, kept in db.execute(
             "SELECT first, facets, kept FROM audit_bundles WHERE kept IS NOT NULL AND "
-            "instr(facets, ?) > 0", (orjson.dumps(subject).decode(),)).fetchall():
+            "(keys IS NULL OR instr(keys, ?) > 0)", (key_of("s", subject),)).fetchall():
         count, left = erase_facets(subject, facets, kept)
         if count:
             erased += count
@@ -200,6 +202,9 @@ def query(db: sqlite3.Connection, q: EntryQuery) -> list[tuple[int, bytes]]:
     for needle in needles(q):
         where.append("instr(facets, ?) > 0")
         params.append(needle)
+    for key in key_needles(q):
+        where.append("(keys IS NULL OR instr(keys, ?) > 0)")
+        params.append(key)
     rows = db.execute("SELECT first, count, sizes, facets, entries FROM audit_bundles WHERE "
                       f"{' AND '.join(where)} ORDER BY first", params)
     try:

@@ -6,6 +6,7 @@ CREATE TABLE audit_bundles (
     count integer NOT NULL,
     time_min text NOT NULL,
     time_max text NOT NULL,
+    keys bytea,
     hashes bytea NOT NULL,
     sizes text NOT NULL,
     facets text NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE audit_bundles (
 );
 CREATE INDEX audit_bundles_time ON audit_bundles(time_max);
 INSERT INTO audit_bundles
-SELECT l.idx, 1, l.time, l.time, l.hash, json_build_array(length(l.entry))::text,
+SELECT l.idx, 1, l.time, l.time, NULL, l.hash, json_build_array(length(l.entry))::text,
        json_build_array(json_build_array(
            l.time, l.subject, l.tenant, l.action, l.purpose, l.decision, l.status,
            (SELECT coalesce(json_agg(x.e), '[]'::json) FROM (

@@ -7,6 +7,7 @@ CREATE TABLE audit_bundles (
     count INTEGER NOT NULL,
     time_min TEXT NOT NULL,
     time_max TEXT NOT NULL,
+    keys BLOB,  -- short keys of its entity ids and subjects (bundles.py key_of), NULL: none
     hashes BLOB NOT NULL,  -- the entries' leaf hashes, 32 bytes each
     sizes TEXT NOT NULL,  -- JSON: the entries' lengths in bytes
     facets TEXT NOT NULL,  -- JSON: per entry [time, subject, tenant, action, purpose, decision,
@@ -16,7 +17,7 @@ CREATE TABLE audit_bundles (
 );
 CREATE INDEX audit_bundles_time ON audit_bundles(time_max);
 INSERT INTO audit_bundles
-SELECT l.idx, 1, l.time, l.time, l.hash, json_array(length(l.entry)),
+SELECT l.idx, 1, l.time, l.time, NULL, l.hash, json_array(length(l.entry)),
        json_array(json_array(l.time, l.subject, l.tenant, l.action, l.purpose, l.decision,
                              l.status,
                              json((SELECT json_group_array(e) FROM (
