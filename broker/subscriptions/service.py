@@ -155,7 +155,7 @@ class Notifications:
         if version != self._periodic_version:
             version, rows = await self.store.subscriptions()
             self._periodic_subs = {(r.tenant, r.id): r for r in rows
-                              if self.subscription(r).periodic}
+                                   if self.subscription(r).periodic}
             self._periodic_version = version
         return list(self._periodic_subs.values())
 
