@@ -3,6 +3,7 @@ its store) and so with access control enforced (CETATE_ACCESS_CONTROL=auto)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -83,9 +84,10 @@ def enforced_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settin
                     max_body_bytes=1_000_000, log_level="WARNING", validation="off")
 
 
-@pytest.fixture
-async def city(enforced_settings: Settings) -> AsyncIterator[City]:
-    server = TestServer(create_app(enforced_settings), host="127.0.0.1")
+@contextlib.asynccontextmanager
+async def serving_city(settings: Settings) -> AsyncIterator[City]:
+    """A real broker app on `settings`, and the test's handle on it."""
+    server = TestServer(create_app(settings), host="127.0.0.1")
     await server.start_server()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}",
@@ -93,3 +95,9 @@ async def city(enforced_settings: Settings) -> AsyncIterator[City]:
             yield City(http, rsa_key(), server)
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def city(enforced_settings: Settings) -> AsyncIterator[City]:
+    async with serving_city(enforced_settings) as city:
+        yield city

@@ -10,14 +10,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import jwt
 import pytest
-from aiohttp.test_utils import TestServer
 
-from broker.app import create_app
 from broker.settings import Settings
-from tests.security.enforcement.conftest import CETATE, LIGHTING, City
+from tests.security.enforcement.conftest import CETATE, LIGHTING, City, serving_city
 from tests.security.enforcement.test_reads import DEBT, LAMP
 from tests.security.identity.kit import rsa_key, standard_claims
 
@@ -168,15 +165,8 @@ async def test_api4_a_huge_q_in_a_query_body_is_answered_quickly(city: City, q: 
 
 @pytest.fixture
 async def closed(enforced_settings: Settings) -> AsyncIterator[City]:
-    settings = dataclasses.replace(enforced_settings, allowed_networks=())
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}",
-                                     timeout=10) as http:
-            yield City(http, rsa_key(), server)
-    finally:
-        await server.close()
+    async with serving_city(dataclasses.replace(enforced_settings, allowed_networks=())) as city:
+        yield city
 
 
 TARGETS = ["http://127.0.0.1:9/x", "http://169.254.169.254/latest/meta-data/",
