@@ -5,8 +5,10 @@ Each audited request gets a request-scoped AuditRecord; handlers add what only t
 `note(request, entity_ids=..., types=...)`, and the policy decision point (a later layer) sets
 the principal, decision, rule and masked attributes the same way. Until then the principal is
 the anonymous `public` one, the decision "allow" by rule "open-default", and the purpose the
-Cetate-Purpose header's. Writes wait for their entry to be durable before the response leaves;
-reads are queued and land no later than the next tree head.
+Cetate-Purpose header's. A write's entry is durable before the response leaves: on SQLite its
+facts commit with the write itself and the entry is sealed after (broker/store/sqlite_audit.py);
+otherwise the entry is appended and waited for. Reads are queued and land no later than the
+next tree head.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import asyncio
 import base64
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -28,7 +29,7 @@ from broker.http.edge import json_response
 from broker.http.state import BROKER
 from broker.logs import request_id
 from broker.settings import Settings
-from security.audit.entry import AuditRecord, Deferred
+from security.audit.entry import AuditRecord, Deferred, now
 from security.audit.log import (
     MAX_QUERY_LIMIT,
     PENDING_ENTRY,
@@ -122,18 +123,6 @@ def note(request: web.Request, **fields: Any) -> None:
         record.note(**fields)
 
 
-_second: list[Any] = [-1, ""]  # the last second formatted, reused within that second
-
-
-def _now() -> str:
-    """UTC time with microseconds, e.g. 2026-12-01T18:55:00.123456Z (strftime once a second)."""
-    now = time.time()
-    sec = int(now)
-    if sec != _second[0]:
-        _second[:] = [sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))]
-    return f"{_second[1]}.{int((now - sec) * 1_000_000):06d}Z"
-
-
 @web.middleware
 async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(AUDITED_PREFIXES):
@@ -152,7 +141,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     request[RECORD] = record
     status = 500
     write = request.method not in READ_METHODS
-    announced = audit.expect_entry() if write else None  # its write may commit with it
+    rid = request_id.get()
+    # A write's store may keep the record's facts in its own transaction (Announced.row).
+    announced, token = audit.expect_entry(record, rid) if write else (None, None)
     try:
         response = await handler(request)
         status = response.status
@@ -167,13 +158,16 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = exc.status
         raise
     finally:
-        # Sealed later, with its batch (AuditLog.record): off the request path.
-        if not write:
-            audit.record(record, time=_now(), request_id=request_id.get(), status=status)
-        else:
+        # Sealed later, with its batch (AuditLog.record): off the request path. A write's facts
+        # committed with it are its durable entry until then (broker/store/sqlite_audit.py).
+        if announced is None or announced.row is not None:
+            audit.record(record, time=now(), request_id=rid, status=status,
+                         pending=announced.row if announced is not None else None)
+            if token is not None:
+                PENDING_ENTRY.reset(token)
+        else:  # a write none of whose jobs committed its facts: its entry, durable, first
             try:
-                await audit.append_record(record, time=_now(), request_id=request_id.get(),
-                                          status=status)
+                await audit.append_record(record, time=now(), request_id=rid, status=status)
             except Exception as exc:
                 # Not answered 2xx as if all were well: the change may be committed, but its
                 # access is not in the log (docs/auditors.md).
@@ -181,8 +175,8 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise InternalError("The access could not be recorded in the audit log; the "
                                     "change may have been applied") from exc
             finally:
-                if announced is not None:
-                    PENDING_ENTRY.reset(announced)
+                if token is not None:
+                    PENDING_ENTRY.reset(token)
 
 
 def record_event(app: web.Application, record: AuditRecord, *, status: int,
@@ -193,7 +187,7 @@ def record_event(app: web.Application, record: AuditRecord, *, status: int,
     audit = app.get(AUDIT)
     if audit is None:
         return None
-    return audit.submit(Deferred(record, _now(), request_id, status, audit.pseudonyms),
+    return audit.submit(Deferred(record, now(), request_id, status, audit.pseudonyms),
                         urgent=durable)
 
 

@@ -29,7 +29,9 @@ import orjson
 
 from security.audit.bundles import (
     NODE_MIN_LEVEL,
+    Built,
     Bundle,
+    build,
     bundle_matches,
     bundle_row,
     erase_facets,
@@ -40,7 +42,7 @@ from security.audit.bundles import (
     number,
     parse_details,
 )
-from security.audit.entry import Detail, Sealed
+from security.audit.entry import Detail, Pseudonyms, Sealed
 from security.audit.log import GROUP_COMMIT_MAX, EntryQuery, Pending, Queued, prepare, settle
 from security.audit.merkle import Frontier, root
 
@@ -62,21 +64,23 @@ _OVERLAPPING = ("FROM audit_bundles WHERE first < $1 AND first >= coalesce((SELE
                 "ORDER BY first")
 
 
-async def append_batch(conn: asyncpg.Connection, batch: Sequence[Sealed]) -> int:
-    """Number and write a batch in the caller's transaction, under the advisory lock; its
-    first index."""
+async def append_batch(conn: asyncpg.Connection, bundles: Sequence[Built]) -> int:
+    """Number and write bundles in the caller's transaction, under the advisory lock; the
+    first index of the first."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK_KEY)
     size, blob = await conn.fetchrow("SELECT size, frontier FROM audit_tree WHERE id = 1")
     frontier = Frontier.from_bytes(size, bytes(blob))
-    if not batch:
+    if not bundles:
         return int(size)
-    hashes, nodes = number(frontier, batch)
-    row = bundle_row(size, batch, hashes)
-    await conn.execute(_INSERT_BUNDLE, *row[:6], row[6].decode(), row[7].decode(),
-                       row[8].decode() if row[8] is not None else None, row[9])
-    if nodes:
-        await conn.execute(_INSERT_NODES, [n[0] for n in nodes], [n[1] for n in nodes],
-                           [n[2] for n in nodes])
+    for built in bundles:
+        first = frontier.size
+        nodes = number(frontier, built)
+        row = bundle_row(first, built)
+        await conn.execute(_INSERT_BUNDLE, *row[:6], row[6].decode(), row[7].decode(),
+                           row[8].decode() if row[8] is not None else None, row[9])
+        if nodes:
+            await conn.execute(_INSERT_NODES, [n[0] for n in nodes], [n[1] for n in nodes],
+                               [n[2] for n in nodes])
     await conn.execute("UPDATE audit_tree SET size = $1, frontier = $2 WHERE id = 1",
                        frontier.size, frontier.to_bytes())
     return int(size)
@@ -126,14 +130,16 @@ class PostgresStoreAudit:
     def ready(self) -> bool:
         return self._accepting()
 
-    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
-            key: object | None = None) -> None:
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool) -> None:
         self._queue.append((entry, future))
         if urgent or len(self._queue) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
 
     def wake(self) -> None:
         self._wakeup.set()
+
+    async def recover(self, pseudonyms: Pseudonyms) -> int:
+        return 0  # writes here wait for their entries (no facts are kept)
 
     async def add_checkpoint(self, size: int, note: str) -> None:
         async with self._connect() as conn:
@@ -150,14 +156,14 @@ class PostgresStoreAudit:
             while self._queue:
                 items, self._queue = self._queue[:GROUP_COMMIT_MAX], self._queue[GROUP_COMMIT_MAX:]
                 batch = prepare(items)
-                if not batch.sealed:  # only flush markers
+                if not batch.bundles:  # only flush markers
                     settle(batch, 0)
                     continue
                 try:
                     async with self._connect() as conn, conn.transaction():
-                        first = await append_batch(conn, batch.sealed)
+                        first = await append_batch(conn, batch.bundles)
                 except Exception as exc:
-                    log.exception("audit append of %d entries failed", len(batch.sealed))
+                    log.exception("audit append of %d bundles failed", len(batch.bundles))
                     settle(batch, exc)
                     continue
                 settle(batch, first)
@@ -200,9 +206,12 @@ class PostgresAuditStorage:
         self._local = threading.local()
 
     def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
+        return self.append_built([build(batch)] if batch else [])
+
+    def append_built(self, bundles: Sequence[Built]) -> tuple[int, Frontier]:
         async def run(conn: asyncpg.Connection) -> tuple[int, Frontier]:
             async with conn.transaction():
-                first = await append_batch(conn, batch)
+                first = await append_batch(conn, bundles)
             return first, await _head(conn)
         return self._run(run)
 

@@ -55,6 +55,7 @@ from broker.store.sql_compile import exact_geo_page
 from broker.store.sqlite_audit import SQLiteStoreAudit
 from broker.store.sqlite_outbox import SQLiteOutbox
 from broker.store.sqlite_query import compile_where
+from security.audit.log import Announced
 
 if TYPE_CHECKING:
     from broker.subscriptions.outbox import PlannedWrite
@@ -88,7 +89,7 @@ class _Job:
     run: WriteRun
     loop: asyncio.AbstractEventLoop | None  # None: nobody waits (fire and forget)
     future: asyncio.Future[Any] | None
-    entry: object | None = None  # the audit entry its request will append (sqlite_audit.py)
+    entry: Announced | None = None  # its request's audit record (sqlite_audit.py)
 
 
 _STOP = object()  # queue sentinel: finish what is queued, then leave
@@ -256,7 +257,7 @@ class SQLiteStore:
                       group: list[_Job]) -> list[tuple[_Job, bool, Any]]:
         """Run the jobs in one transaction, each in a savepoint; (job, ok, result or error)."""
         outcomes: list[tuple[_Job, bool, Any]] = []
-        audited = held = None
+        audited = None
         try:
             self._audit.group_started()
             conn.execute("BEGIN IMMEDIATE")
@@ -282,8 +283,7 @@ class SQLiteStore:
                 # the group like a failed COMMIT (no write acknowledged without its
                 # notifications).
                 self._plan(conn, self._observer, written)
-            held = self._audit.hold(outcomes, _deliver)
-            audited = self._audit.before_commit(conn)
+            audited = self._audit.before_commit(conn, [o[0].entry for o in outcomes if o[1]])
             conn.execute("COMMIT")
         except Exception as exc:  # BEGIN, a savepoint, the plan or COMMIT failed: nothing holds
             log.exception("group commit failed")
@@ -293,13 +293,12 @@ class SQLiteStore:
             except sqlite3.Error:
                 log.exception("rollback after a failed commit failed")
             failure = CommitFailed(f"The store could not commit the write: {exc}")
-            self._audit.after_commit(audited, failure, held)
-            return [(job, False, failure) for job in group
-                    if held is None or id(job) not in held.jobs]
+            self._audit.after_commit(audited, failure)
+            return [(job, False, failure) for job in group]
         self._audit.after_commit(audited, None)
         self.groups_committed += 1
         self.jobs_committed += len(group)
-        return outcomes if held is None else [o for o in outcomes if id(o[0]) not in held.jobs]
+        return outcomes
 
     @staticmethod
     def _plan(conn: sqlite3.Connection, observer: WriteObserver,

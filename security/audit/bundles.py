@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from security.audit.entry import Detail, Sealed
-from security.audit.log import EntryQuery
 from security.audit.merkle import HASH_SIZE, Frontier, leaf_hash
+from security.audit.query import EntryQuery
 
 NODE_MIN_LEVEL = 4  # inner nodes kept from subtrees of 16 leaves up
 KEY_BYTES = 8  # a bundle key (key_of): 2^-64 odds of a false match per key
@@ -79,32 +79,52 @@ def bundle_keys(batch: Sequence[Sealed]) -> bytes:
     return b"".join(sorted(keys))
 
 
-def bundle_row(first: int, batch: Sequence[Sealed], hashes: Sequence[bytes]) -> tuple[Any, ...]:
-    """The stored row of a batch numbered from `first` (its leaf hashes in order), in the
-    columns' order: first, count, time_min, time_max, keys, hashes, sizes, facets, kept,
-    entries (the small ones first: a row is read from its start)."""
-    facets = [s.facets for s in batch]
+class Built(NamedTuple):
+    """A batch of sealed entries as one bundle, all but its numbering (which the storage
+    gives under its write lock): what a bundle row stores, and the kept write facts its
+    append deletes (Sealed.pending). Built by `build`, anywhere (the sealing process too)."""
+
+    length: int  # entries
+    time_min: str
+    time_max: str
+    keys: bytes
+    hashes: bytes  # the leaf hashes, HASH_SIZE bytes each
+    sizes: bytes  # JSON
+    facets: bytes  # JSON
+    kept: bytes | None  # JSON, None: no details kept
+    entries: bytes
+    pending: tuple[int, ...] = ()
+
+
+def build(batch: Sequence[Sealed]) -> Built:
+    """The bundle of a non-empty batch of sealed entries, in order."""
     times = [s.facets[0] for s in batch]
     kept = [kept_details(s.details) for s in batch]
-    return (first, len(batch), min(times), max(times), bundle_keys(batch), b"".join(hashes),
-            orjson.dumps([len(s.entry) for s in batch]), orjson.dumps(facets),
-            orjson.dumps(kept) if any(k is not None for k in kept) else None,
-            b"".join(s.entry for s in batch))
+    return Built(len(batch), min(times), max(times), bundle_keys(batch),
+                 b"".join([leaf_hash(s.entry) for s in batch]),
+                 orjson.dumps([len(s.entry) for s in batch]),
+                 orjson.dumps([s.facets for s in batch]),
+                 orjson.dumps(kept) if any(k is not None for k in kept) else None,
+                 b"".join([s.entry for s in batch]),
+                 tuple(s.pending for s in batch if s.pending is not None))
 
 
-def number(frontier: Frontier, batch: Sequence[Sealed]
-           ) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
-    """Append a batch's leaves to the frontier: their hashes, and the inner nodes to keep."""
-    hashes: list[bytes] = []
+def bundle_row(first: int, built: Built) -> tuple[Any, ...]:
+    """The stored row of a bundle numbered from `first`, in the columns' order: first, count,
+    time_min, time_max, keys, hashes, sizes, facets, kept, entries (the small ones first: a
+    row is read from its start)."""
+    return (first, *built[:9])
+
+
+def number(frontier: Frontier, built: Built) -> list[tuple[int, int, bytes]]:
+    """Append a bundle's leaves to the frontier; the inner nodes to keep."""
     nodes: list[tuple[int, int, bytes]] = []
-    append = frontier.append
-    for sealed in batch:
-        h = leaf_hash(sealed.entry)
-        hashes.append(h)
-        for node in append(h):
+    append, hashes = frontier.append, built.hashes
+    for at in range(0, len(hashes), HASH_SIZE):
+        for node in append(hashes[at:at + HASH_SIZE]):
             if node[0] >= NODE_MIN_LEVEL:
                 nodes.append(node)
-    return hashes, nodes
+    return nodes
 
 
 def erase_facets(subject: str, facets: str | bytes, kept: str | bytes) -> tuple[int, str | None]:

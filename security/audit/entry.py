@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time as _time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -134,12 +135,15 @@ class Sealed(NamedTuple):
     entry: bytes
     # (time, subject pseudonym, tenant, action, purpose, decision, status, entity ids): the
     # order of a stored facet row (security/audit/sqlite_log.py)
-    facets: tuple[str, str, str, str, str | None, str, int, list[str]]
+    facets: tuple[str, str, str, str, str | None, str, int | None, list[str]]
     details: tuple[Detail, ...]
+    # The id of the row that kept its write's facts durable until this entry is appended
+    # (audit_pending, broker/store/sqlite_audit.py): deleted in the same transaction.
+    pending: int | None = None
 
 
-def seal(record: AuditRecord, *, time: str, request_id: str, status: int,
-         pseudonyms: Pseudonyms) -> Sealed:
+def seal(record: AuditRecord, *, time: str, request_id: str, status: int | None,
+         pseudonyms: Pseudonyms, pending: int | None = None) -> Sealed:
     """The entry of a record, in one pass (it runs for every request, so it is lean: the body
     is built with its keys already in sorted order, which is what `encode` would give)."""
     principal = record.principal
@@ -181,7 +185,7 @@ def seal(record: AuditRecord, *, time: str, request_id: str, status: int,
         "v": ENTRY_VERSION,
     }
     return Sealed(orjson.dumps(body), (time, subject, tenant, action, purpose, decision, status,
-                                       ids), tuple(details))
+                                       ids), tuple(details), pending)
 
 
 class Deferred(NamedTuple):
@@ -193,12 +197,46 @@ class Deferred(NamedTuple):
     record: AuditRecord
     time: str
     request_id: str
-    status: int
+    status: int | None
     pseudonyms: Pseudonyms
+    pending: int | None = None  # Sealed.pending
 
     def seal(self) -> Sealed:
         return seal(self.record, time=self.time, request_id=self.request_id,
-                    status=self.status, pseudonyms=self.pseudonyms)
+                    status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
+
+
+_second: list[Any] = [-1, ""]  # the last second formatted, reused within that second
+
+
+def now() -> str:
+    """An entry's time: UTC with microseconds, e.g. 2026-12-01T18:55:00.123456Z (strftime
+    once a second)."""
+    at = _time.time()
+    sec = int(at)
+    if sec != _second[0]:
+        _second[:] = [sec, _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))]
+    return f"{_second[1]}.{int((at - sec) * 1_000_000):06d}Z"
+
+
+def facts(record: AuditRecord, time: str, request_id: str) -> bytes:
+    """A record's facts as kept durable for a write until its entry is sealed (audit_pending):
+    what `from_facts` makes a record of again."""
+    p = record.principal
+    return orjson.dumps([time, request_id, record.action, record.tenant, p.subject,
+                         list(p.roles), record.purpose, record.decision, record.rule,
+                         record.entity_ids, record.entity_types, record.masked,
+                         record.personal])
+
+
+def from_facts(data: bytes | str) -> tuple[AuditRecord, str, str]:
+    """(record, time, request id) of kept facts."""
+    (time, request_id, action, tenant, subject, roles, purpose, decision, rule, ids, types,
+     masked, personal) = orjson.loads(data)
+    return (AuditRecord(action=action, tenant=tenant, principal=Principal(subject, tuple(roles)),
+                        purpose=purpose, decision=decision, rule=rule, entity_ids=ids,
+                        entity_types=types, masked=masked, personal=personal),
+            time, request_id)
 
 
 def encode(body: Mapping[str, Any]) -> bytes:

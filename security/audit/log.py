@@ -5,13 +5,15 @@ database and the store commits them: SQLite appends the queued entries in its wr
 transaction (beside the entity writes of that group: one commit, one fsync), PostgreSQL in one
 batch transaction sequenced by an advisory lock (broker/store/sqlite_audit.py,
 postgres_audit.py). A log kept apart (tools, tests, CETATE_AUDIT_STORE) commits batches in its
-own transactions (ThreadedCommitter). `append` waits for the commit (writes: durable before
-their response); `submit` does not (reads: they ride along with the next commit, a full batch or
-the next tree head — signing a head first flushes the queue — so they are in the log no later
-than the next tree head). Requests' records are sealed off the request path, in batches where
-the code stays in the CPU's caches (`Deferred`, `prepare`): a read's by this loop SEAL_BATCH at a
-time (`record`), a write's by the committer just before its commit (`append_record`).
-A tree head is signed at least every CHECKPOINT_INTERVAL while entries arrive, and on demand.
+own transactions (ThreadedCommitter). `append` waits for the commit (a write whose change did
+not commit with its audit facts: durable before its response); `record` and `submit` do not
+(reads, and writes whose facts committed with them, broker/store/sqlite_audit.py: they ride
+along with the next commit, a full batch or the next tree head — signing a head first flushes
+the queue — so they are in the log no later than the next tree head). `record`ed records are
+sealed and bundled off the event loop, SEAL_BATCH at a time, by the sealing process
+(security/audit/sealer.py); a write's record that `append` waits for is sealed by the
+committer just before its commit. A tree head is signed at least every CHECKPOINT_INTERVAL
+while entries arrive, and on demand.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from security.audit.bundles import Built, build
 from security.audit.entry import AuditRecord, Deferred, Detail, Pseudonyms, Sealed
 from security.audit.keys import KeyRing, read_or_create_secret
 from security.audit.merkle import Frontier, consistency_proof, inclusion_proof
 from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint, split_note
+from security.audit.query import EntryQuery
+from security.audit.sealer import Sealer, Wire, seal_wires, wire
+
+__all__ = ["EntryQuery"]  # importable from here, as before
 
 log = logging.getLogger("cetate.audit")
 T = TypeVar("T")
@@ -39,26 +46,24 @@ GROUP_COMMIT_MAX = 512  # entries per transaction; bounds one group's latency
 DEFAULT_ORIGIN = "cetate.local/audit"
 MAX_QUERY_LIMIT = 1000
 SEAL_BATCH = 64  # reads' records sealed together (about half a millisecond of the loop's time)
-# The entry the running write request will append (a key object): a store that sees it on a
-# write job can commit the job and that entry together (broker/store/sqlite_audit.py).
-PENDING_ENTRY: ContextVar[object | None] = ContextVar("cetate_audit_pending_entry",
-                                                      default=None)
 
 
-@dataclass(frozen=True)
-class EntryQuery:
-    """Filters of the audit query API; None means any. Times are entry time strings (UTC)."""
+class Announced:
+    """A write request's record, announced to the store: a store that commits one of its jobs
+    can keep the record's facts durable in that job's transaction (`row`: the row it wrote,
+    broker/store/sqlite_audit.py), so the response need not wait for the entry itself."""
 
-    since: str | None = None
-    until: str | None = None
-    subject: str | None = None  # a pseudonym
-    tenant: str | None = None
-    entity: str | None = None
-    action: str | None = None
-    purpose: str | None = None
-    decision: str | None = None
-    after: int = 0  # first index to consider (paging)
-    limit: int = 100
+    __slots__ = ("record", "request_id", "row")
+
+    def __init__(self, record: AuditRecord, request_id: str) -> None:
+        self.record = record
+        self.request_id = request_id
+        self.row: int | None = None  # set by the store's writer, before its COMMIT
+
+
+# The running write request's announced record (set by the audit middleware).
+PENDING_ENTRY: ContextVar[Announced | None] = ContextVar("cetate_audit_pending_entry",
+                                                         default=None)
 
 
 class AuditStorage(Protocol):
@@ -74,6 +79,9 @@ class AuditStorage(Protocol):
 
     def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
         """Number and commit the batch under the database's write lock; (first index, head)."""
+
+    def append_built(self, bundles: Sequence[Built]) -> tuple[int, Frontier]:
+        """`append` of bundles already built (security/audit/bundles.py build)."""
 
     def add_checkpoint(self, size: int, note: str) -> None:
         """Keep a signed checkpoint (replacing that size's, which it extends by a signature)."""
@@ -153,11 +161,10 @@ class Committer(Protocol):
     own transactions, in a thread of the log's) and the broker store's (broker/store/
     sqlite_audit.py, postgres_audit.py: the entries ride in the store's own transactions)."""
 
-    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
-            key: object | None = None) -> None:
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool) -> None:
         """Queue an entry (sealed, to seal, or None: a flush marker); its future, if any, gets
         its index once committed (or the failure). An urgent one is committed at once (with
-        whatever else is queued). `key`: the request's PENDING_ENTRY, if it announced one."""
+        whatever else is queued)."""
 
     def wake(self) -> None:
         """Commit what is queued soon (a tree head is due, or a flush)."""
@@ -172,6 +179,11 @@ class Committer(Protocol):
     async def add_checkpoint(self, size: int, note: str) -> None: ...
 
     async def erase_subject(self, subject: str) -> int: ...
+
+    async def recover(self, pseudonyms: Pseudonyms) -> int:
+        """Seal and append the kept facts of writes whose broker died before their entries
+        were appended (a store that keeps them); how many."""
+        ...
 
 
 class ThreadedCommitter:
@@ -204,8 +216,7 @@ class ThreadedCommitter:
     def ready(self) -> bool:
         return True
 
-    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool,
-            key: object | None = None) -> None:
+    def put(self, entry: Queued, future: asyncio.Future[int] | None, urgent: bool) -> None:
         self._pending.append((entry, future))
         if urgent or len(self._pending) >= GROUP_COMMIT_MAX:
             self._wakeup.set()
@@ -219,6 +230,9 @@ class ThreadedCommitter:
     async def erase_subject(self, subject: str) -> int:
         return await self._write(self.storage.erase_subject, subject)
 
+    async def recover(self, pseudonyms: Pseudonyms) -> int:
+        return 0  # no write of the store keeps facts here
+
     async def _flusher(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -226,42 +240,53 @@ class ThreadedCommitter:
             while self._pending:
                 batch = prepare(self._pending[:GROUP_COMMIT_MAX])
                 del self._pending[:GROUP_COMMIT_MAX]
-                if not batch.sealed:  # only flush markers
+                if not batch.bundles:  # only flush markers
                     settle(batch, 0)
                     continue
                 try:
-                    first, _ = await self._write(self.storage.append, batch.sealed)
+                    first, _ = await self._write(self.storage.append_built, batch.bundles)
                 except Exception as exc:
-                    log.exception("audit append of %d entries failed", len(batch.sealed))
+                    log.exception("audit append of %d bundles failed", len(batch.bundles))
                     settle(batch, exc)
                     continue
                 settle(batch, first)
 
 
-# An entry as queued: sealed, still to seal (a request's, sealed with its batch), or None (a
+# An entry as queued: sealed, still to seal (a request's, sealed with its batch), a bundle built
+# from a batch sealed elsewhere (the sealing process, security/audit/sealer.py), or None (a
 # flush marker: its future is resolved once everything queued before it is committed).
-Queued = Sealed | Deferred | None
+Queued = Sealed | Deferred | Built | None
 Pending = tuple[Queued, "asyncio.Future[int] | None"]
 
 
 @dataclass
 class Batch:
-    """A drained queue, ready to append: its sealed entries and who waits for what."""
+    """A drained queue, ready to append: its bundles, in order, and who waits for what."""
 
-    sealed: list[Sealed]
-    # (future, offset of its entry in `sealed` | the error that kept it out)
+    bundles: list[Built]
+    # (future, offset of its entry from the first bundle's first | the error that kept it out)
     waiters: list[tuple[asyncio.Future[int], int | Exception]]
 
 
 def prepare(items: Sequence[Pending]) -> Batch:
-    """Seal what is still to seal, in one loop (any thread): an entry that cannot be sealed
-    fails alone, a marker waits for the entries before it."""
-    sealed: list[Sealed] = []
+    """Seal what is still to seal, in one loop (any thread), and bundle the loose entries
+    between two built bundles: an entry that cannot be sealed fails alone, a marker waits for
+    the entries before it."""
+    bundles: list[Built] = []
+    loose: list[Sealed] = []
     waiters: list[tuple[asyncio.Future[int], int | Exception]] = []
+    count = 0  # entries before the current one
     for entry, future in items:
         if entry is None:  # a flush marker
             if future is not None:
-                waiters.append((future, len(sealed) - 1))
+                waiters.append((future, count - 1))
+            continue
+        if isinstance(entry, Built):
+            if loose:
+                bundles.append(build(loose))
+                loose = []
+            bundles.append(entry)
+            count += entry.length
             continue
         if isinstance(entry, Deferred):
             deferred = entry
@@ -273,9 +298,12 @@ def prepare(items: Sequence[Pending]) -> Batch:
                     waiters.append((future, exc))
                 continue
         if future is not None:
-            waiters.append((future, len(sealed)))
-        sealed.append(entry)
-    return Batch(sealed, waiters)
+            waiters.append((future, count))
+        loose.append(entry)
+        count += 1
+    if loose:
+        bundles.append(build(loose))
+    return Batch(bundles, waiters)
 
 
 def fail(items: Sequence[Pending], error: Exception) -> None:
@@ -301,10 +329,11 @@ def settle(batch: Batch, first: int | Exception) -> None:
 
 class AuditLog:
     def __init__(self, config: AuditConfig, storage: AuditStorage | None = None,
-                 interval: float = CHECKPOINT_INTERVAL, committer: Committer | None = None
-                 ) -> None:
+                 interval: float = CHECKPOINT_INTERVAL, committer: Committer | None = None,
+                 sealer: bool = True) -> None:
         """`storage` serves the reads; `committer` the writes (by default the storage's own
-        transactions, in a thread)."""
+        transactions, in a thread). `sealer`: seal full batches of records in a process of
+        their own (security/audit/sealer.py), else on the loop."""
         self.config = config
         self.origin = config.origin
         self.storage = storage or open_storage(config.store)
@@ -314,7 +343,9 @@ class AuditLog:
         self.signer: NoteSigner | None = None
         self.pseudonyms = Pseudonyms(b"")
         self._dirty = False  # entries queued since the last flush marker
-        self._unsealed: list[Pending] = []  # reads' records, sealed SEAL_BATCH at a time
+        self._unsealed: list[Wire] = []  # records, sealed SEAL_BATCH at a time
+        self._sealer: Sealer | None = None  # the sealing process (sealer.py), if it is used
+        self._use_sealer = sealer
         self._marker: asyncio.Future[int] | None = None  # the last flush marker
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="audit-reader")
         self._tasks: list[asyncio.Task[None]] = []
@@ -326,7 +357,10 @@ class AuditLog:
         await self.committer.start()
         self.signer = await self._read(self.keys.signer)
         key_file = self.config.pseudonym_key_file or self.config.key_dir / "pseudonym.key"
-        self.pseudonyms = Pseudonyms(await self._read(read_or_create_secret, key_file))
+        key = await self._read(read_or_create_secret, key_file)
+        self.pseudonyms = Pseudonyms(key)
+        if self._use_sealer:
+            self._sealer = Sealer(key, self._queue_built)
         self._tasks = [asyncio.create_task(self._ticker(), name="audit-checkpoints")]
 
     async def close(self) -> None:
@@ -335,6 +369,8 @@ class AuditLog:
             await self.checkpoint()
         except Exception:
             log.exception("could not sign the last audit checkpoint")
+        if self._sealer is not None:
+            await self._sealer.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -361,31 +397,43 @@ class AuditLog:
         self.committer.put(sealed, future, urgent)
         return future
 
-    def record(self, record: AuditRecord, *, time: str, request_id: str, status: int) -> None:
-        """Queue a read's record, sealed later with a batch of others (on this loop, in one
-        pass); nobody waits for it (flush does)."""
+    def record(self, record: AuditRecord, *, time: str, request_id: str, status: int,
+               pending: int | None = None) -> None:
+        """Queue a record, sealed later with a batch of others (on this loop, in one pass);
+        nobody waits for it (flush does). A read's, or a write's whose facts its store kept
+        durable in the write's transaction (`pending`: that row, deleted when this entry is
+        appended)."""
         self._dirty = True
-        self._unsealed.append((Deferred(record, time, request_id, status, self.pseudonyms),
-                               None))
+        self._unsealed.append(wire(record, time, request_id, status, pending))
         if len(self._unsealed) >= SEAL_BATCH:
-            self._seal_unsealed()
+            items, self._unsealed = self._unsealed, []
+            if self._sealer is not None:
+                self._sealer.seal(items)  # in the sealing process
+            else:
+                self._queue_built(seal_wires(items, self.pseudonyms))
 
-    def _seal_unsealed(self) -> None:
-        """Seal the reads' records held back, and queue them for the committer."""
-        if not self._unsealed:
-            return
-        items, self._unsealed = self._unsealed, []
-        put = self.committer.put
-        for sealed in prepare(items).sealed:
-            put(sealed, None, False)
+    def _queue_built(self, built: Built) -> None:
+        self.committer.put(built, None, False)
+
+    def _queue_unsealed(self) -> None:
+        if self._unsealed:
+            items, self._unsealed = self._unsealed, []
+            self._queue_built(seal_wires(items, self.pseudonyms))
+
+    async def _seal_unsealed(self) -> None:
+        """Seal the records held back (a last, short batch here), and wait until every batch
+        handed to the sealing process is back and queued for the committer."""
+        self._queue_unsealed()
+        if self._sealer is not None:
+            await self._sealer.drain()
 
     async def append(self, sealed: Sealed | Deferred) -> int:
         """Queue an entry and wait until it is durable (with whatever else is queued): in the
         same commit as the request's write when the store holds it for this entry."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._dirty = True
-        self._seal_unsealed()  # the reads before it, in the same commit
-        self.committer.put(sealed, future, True, PENDING_ENTRY.get())
+        self._queue_unsealed()  # the records before it, in the same commit
+        self.committer.put(sealed, future, True)
         return await future
 
     async def append_record(self, record: AuditRecord, *, time: str, request_id: str,
@@ -394,16 +442,18 @@ class AuditLog:
         return await self.append(Deferred(record, time, request_id, status, self.pseudonyms))
 
     @staticmethod
-    def expect_entry() -> Token[object | None]:
-        """Announce that the running request (a write) will append an entry: the store may
-        then hold its write's commit for it. The token resets it (PENDING_ENTRY.reset)."""
-        return PENDING_ENTRY.set(object())
+    def expect_entry(record: AuditRecord, request_id: str
+                     ) -> tuple[Announced, Token[Announced | None]]:
+        """Announce the running write request's record to the store (which may keep its facts
+        in the write's own transaction); the token resets it (PENDING_ENTRY.reset)."""
+        announced = Announced(record, request_id)
+        return announced, PENDING_ENTRY.set(announced)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or has failed)."""
         if self._dirty:  # something was queued since the last marker
             self._dirty = False
-            self._seal_unsealed()
+            await self._seal_unsealed()
             self._marker = asyncio.get_running_loop().create_future()
             self.committer.put(None, self._marker, True)
         marker = self._marker
@@ -420,6 +470,7 @@ class AuditLog:
             if not self.committer.ready():
                 continue
             try:
+                await self.committer.recover(self.pseudonyms)
                 await self.checkpoint()
             except Exception:
                 log.exception("audit checkpoint failed")

@@ -34,7 +34,9 @@ import orjson
 from broker.store.migrate import available
 from security.audit.bundles import (
     NODE_MIN_LEVEL,
+    Built,
     Bundle,
+    build,
     bundle_row,
     erase_facets,
     hash_at,
@@ -91,16 +93,22 @@ _INSERT_BUNDLE = "INSERT INTO audit_bundles VALUES (?,?,?,?,?,?,?,?,?,?)"
 # -- writes (inside the caller's write transaction) -------------------------------------------
 
 
-def append_rows(db: sqlite3.Connection, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
-    """Number the batch from the committed tree and write it; (first index, new head)."""
+def append_rows(db: sqlite3.Connection, bundles: Sequence[Built]) -> tuple[int, Frontier]:
+    """Number the bundles from the committed tree, in order, and write them; (first index of
+    the first, new head)."""
     size, blob = db.execute("SELECT size, frontier FROM audit_tree WHERE id = 1").fetchone()
     frontier = Frontier.from_bytes(size, blob)
-    if not batch:
+    if not bundles:
         return size, frontier
-    hashes, nodes = number(frontier, batch)
-    db.execute(_INSERT_BUNDLE, bundle_row(size, batch, hashes))
-    if nodes:
-        db.executemany("INSERT INTO audit_nodes VALUES (?,?,?)", nodes)
+    for built in bundles:
+        first = frontier.size
+        nodes = number(frontier, built)
+        db.execute(_INSERT_BUNDLE, bundle_row(first, built))
+        if nodes:
+            db.executemany("INSERT INTO audit_nodes VALUES (?,?,?)", nodes)
+        if built.pending:  # the writes' facts these entries now hold (sqlite_audit.py)
+            db.executemany("DELETE FROM audit_pending WHERE id = ?",
+                           [(p,) for p in built.pending])
     db.execute("UPDATE audit_tree SET size = ?, frontier = ? WHERE id = 1",
                (frontier.size, frontier.to_bytes()))
     return size, frontier
@@ -265,7 +273,10 @@ class SQLiteAuditStorage:
         self._local = threading.local()
 
     def append(self, batch: Sequence[Sealed]) -> tuple[int, Frontier]:
-        result: tuple[int, Frontier] = self._in_write(append_rows, batch)
+        return self.append_built([build(batch)] if batch else [])
+
+    def append_built(self, bundles: Sequence[Built]) -> tuple[int, Frontier]:
+        result: tuple[int, Frontier] = self._in_write(append_rows, bundles)
         return result
 
     def add_checkpoint(self, size: int, note: str) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 from aiohttp.test_utils import TestServer
 
 from broker.http.audit import AUDIT
-from security.audit.entry import decode
+from security.audit.entry import decode, from_facts
 from security.audit.export import verify_export
 from security.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from security.audit.note import open_checkpoint, parse_verifier_keys
+from security.audit.sqlite_log import SQLiteAuditStorage
 
 ENTITIES = "/ngsi-ld/v1/entities"
 AUDIT_API = "/cetate/v1/audit"
@@ -63,9 +66,39 @@ async def test_writes_are_durable_when_acknowledged(client: httpx.AsyncClient,
     for n in range(5):
         r = await client.post(ENTITIES, json=spot(n))
         assert r.status_code == 201
-        # committed before the response left: the storage already holds it, no flush needed
-        rows = await audit.entries(0, 1000)
-        assert decode(rows[-1][1])["entities"]["ids"] == [spot(n)["id"]]
+        # committed before the response left, no flush needed: the entry itself, or (SQLite)
+        # the write's facts, kept in its own transaction until the entry is appended
+        entries = [decode(entry) for _, entry in await audit.entries(0, 1000)]
+        logged = [e["entities"]["ids"] for e in entries if e["action"] == "entity.create"]
+        assert [spot(n)["id"]] in logged + _kept_ids(audit.storage)
+
+
+def _kept_ids(storage: object) -> list[list[str]]:
+    """Entity ids of the write facts a SQLite store keeps (audit_pending)."""
+    if not isinstance(storage, SQLiteAuditStorage):
+        return []
+    db = sqlite3.connect(storage.path)
+    try:
+        return [from_facts(kept)[0].entity_ids
+                for (kept,) in db.execute("SELECT facts FROM audit_pending")]
+    finally:
+        db.close()
+
+
+async def test_a_writes_kept_facts_give_way_to_its_entry(client: httpx.AsyncClient,
+                                                         server: TestServer,
+                                                         store_engine: str) -> None:
+    """The facts a write kept are deleted in the transaction that appends its entry, which
+    has the response's status."""
+    if store_engine != "sqlite":
+        pytest.skip("PostgreSQL writes wait for their entries; no facts are kept")
+    audit = server.app[AUDIT]
+    assert (await client.post(ENTITIES, json=spot(1))).status_code == 201
+    await audit.flush()
+    assert _kept_ids(audit.storage) == []
+    entries = [decode(entry) for _, entry in await audit.entries(0, 1000)]
+    assert [(e["action"], e["status"], e["entities"]["ids"]) for e in entries] == [
+        ("entity.create", 201, [spot(1)["id"]])]
 
 
 async def test_checkpoint_proofs_and_keys_verify(client: httpx.AsyncClient) -> None:
@@ -158,7 +191,7 @@ async def test_accesses_outside_requests_are_recorded(client: httpx.AsyncClient,
     assert entry["entities"] == {"ids": [spot(3)["id"]], "types": ["ParkingSpot"]}
 
 
-async def test_a_write_and_its_entry_share_one_commit(client: httpx.AsyncClient,
+async def test_a_write_and_its_facts_share_one_commit(client: httpx.AsyncClient,
                                                       server: TestServer) -> None:
     from broker.http.state import BROKER
     from broker.store.sqlite import SQLiteStore
@@ -170,9 +203,10 @@ async def test_a_write_and_its_entry_share_one_commit(client: httpx.AsyncClient,
     before = store.groups_committed
     for n in range(5):
         assert (await client.post(ENTITIES, json=spot(n))).status_code == 201
-    # One commit each, the write with its entry (two each would be 10); the log's own
+    # One commit each, the write with its facts (two each would be 10); the log's own
     # checkpoint (every second) or a read's queued entry may add a commit of their own.
     assert 5 <= store.groups_committed - before <= 7
+    await server.app[AUDIT].flush()  # the entries themselves, sealed after the answers
     rows = await server.app[AUDIT].entries(0, 1000)
     assert [decode(e)["entities"]["ids"] for _, e in rows[-5:]] == [[spot(n)["id"]]
                                                                     for n in range(5)]

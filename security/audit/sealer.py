@@ -1,0 +1,237 @@
+"""The sealing process: requests' audit records sealed and bundled off the broker's process.
+
+Sealing an entry (its JSON body, commitments, pseudonym, leaf hash) and building its bundle's
+columns is pure Python, and the broker's event loop is its bottleneck: done there it cost the
+loop more than the rest of the audit together. So the loop hands the records of reads (and of
+writes whose facts are already durable) in batches to a child process, as plain tuples
+(`wire`), and gets back built bundles (security/audit/bundles.py `Built`), which the store only
+numbers and inserts. Nothing waits on it but a flush: a read's entry is owed by the next tree
+head, which flushes first.
+
+The child is `python -m security.audit.sealer`: frames on stdin and stdout (a 4-byte length,
+then a pickle); the first frame is the pseudonym key. Batches are answered in order. If the
+child cannot start or dies, the batches it held and those after it are sealed on the loop
+(`seal_wires`) until a new child starts (RESTART_AFTER_S later): slower, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from security.audit.bundles import Built, build
+from security.audit.entry import AuditRecord, Principal, Pseudonyms, seal
+
+log = logging.getLogger("cetate.audit")
+
+RESTART_AFTER_S = 5.0  # between a child's death and the next start
+STOP_WAIT_S = 5.0
+HUNG_S = 10.0  # a batch not back by then: the child is killed, its batches sealed here
+MAX_INFLIGHT = 64  # batches handed over and not back; beyond, sealed here (backpressure)
+_FRAME = struct.Struct(">I")
+_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `security`
+
+# A record as it travels: (time, request id, status, pending, action, tenant, subject, roles,
+# purpose, decision, rule, entity ids, entity types, masked, personal)
+Wire = tuple[Any, ...]
+
+
+def wire(record: AuditRecord, time: str, request_id: str, status: int | None,
+         pending: int | None = None) -> Wire:
+    p = record.principal
+    return (time, request_id, status, pending, record.action, record.tenant, p.subject,
+            p.roles, record.purpose, record.decision, record.rule, record.entity_ids,
+            record.entity_types, record.masked, record.personal)
+
+
+def seal_wires(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built:
+    """The bundle of a non-empty batch of records, sealed in order."""
+    sealed = []
+    for (at, request_id, status, pending, action, tenant, subject, roles, purpose, decision,
+         rule, ids, types, masked, personal) in wires:
+        record = AuditRecord(action=action, tenant=tenant, principal=Principal(subject, roles),
+                             purpose=purpose, decision=decision, rule=rule, entity_ids=ids,
+                             entity_types=types, masked=masked, personal=personal)
+        sealed.append(seal(record, time=at, request_id=request_id, status=status,
+                           pseudonyms=pseudonyms, pending=pending))
+    return build(sealed)
+
+
+# -- the child ----------------------------------------------------------------------------------
+
+
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(head)
+    body = stream.read(size)
+    return body if len(body) == size else None
+
+
+def main() -> None:
+    """Seal batches from stdin until it closes."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    key = _read_frame(stdin)
+    if key is None:
+        return
+    pseudonyms = Pseudonyms(key)
+    while (frame := _read_frame(stdin)) is not None:
+        out = pickle.dumps(seal_wires(pickle.loads(frame), pseudonyms), pickle.HIGHEST_PROTOCOL)
+        stdout.write(_FRAME.pack(len(out)) + out)
+        stdout.flush()
+
+
+# -- the broker's side --------------------------------------------------------------------------
+
+
+class Sealer:
+    """The broker's handle on its sealing child. `seal(wires)` returns at once; the bundle
+    reaches `deliver` (on the loop) when built, in the order of the calls (batches after one
+    still with the child wait for it, even when sealed here)."""
+
+    def __init__(self, key: bytes, deliver: Callable[[Built], None]) -> None:
+        self._key = key
+        self._deliver = deliver
+        self._pseudonyms = Pseudonyms(key)  # for sealing here when there is no child
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
+        # batches not delivered yet: (records, done, handed to the child)
+        self._inflight: collections.deque[tuple[Sequence[Wire], asyncio.Future[None], bool]] = \
+            collections.deque()
+        self._reaping: asyncio.Future[int] | None = None
+        self._retry_at = 0.0
+        self._closed = False
+        self.batches_sealed = 0  # by a child (tests, the benchmark)
+
+    def seal(self, wires: Sequence[Wire]) -> None:
+        proc = self._proc
+        done = asyncio.get_running_loop().create_future()
+        if (proc is None or proc.stdin is None or proc.stdin.is_closing()
+                or len(self._inflight) >= MAX_INFLIGHT):
+            self._start_soon()
+            if not self._inflight:
+                self._deliver(seal_wires(wires, self._pseudonyms))
+                return
+            # sealed here, but after the batches in flight: delivered in order
+            self._inflight.append((wires, done, False))
+            return
+        data = pickle.dumps(wires, pickle.HIGHEST_PROTOCOL)
+        self._inflight.append((wires, done, True))
+        proc.stdin.write(_FRAME.pack(len(data)) + data)
+
+    def _seal_here(self) -> None:
+        """Deliver the batches at the head of the queue that are not the child's."""
+        while self._inflight and not self._inflight[0][2]:
+            wires, done, _ = self._inflight.popleft()
+            try:
+                self._deliver(seal_wires(wires, self._pseudonyms))
+            finally:
+                done.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every batch handed over so far is delivered."""
+        if not self._inflight:
+            return
+        _, waiting = await asyncio.wait([f for _, f, _ in self._inflight], timeout=HUNG_S)
+        if waiting and self._proc is not None:
+            log.error("the audit sealing process did not answer in %.0f s; killing it", HUNG_S)
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()  # its reader then seals what it held here
+            await asyncio.wait(waiting)
+
+    def _start_soon(self) -> None:
+        if self._closed or self._starting is not None or time.monotonic() < self._retry_at:
+            return
+        self._starting = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        try:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "security.audit.sealer", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, env=env)
+            assert proc.stdin is not None
+            proc.stdin.write(_FRAME.pack(len(self._key)) + self._key)
+            if self._closed:
+                proc.stdin.close()
+                return
+            self._proc = proc
+            self._reader = asyncio.ensure_future(self._read(proc))
+        except Exception:
+            log.exception("the audit sealing process could not start; sealing in the broker")
+            self._retry_at = time.monotonic() + RESTART_AFTER_S
+        finally:
+            self._starting = None
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                (size,) = _FRAME.unpack(await proc.stdout.readexactly(_FRAME.size))
+                built = pickle.loads(await proc.stdout.readexactly(size))
+                _, done, _ = self._inflight.popleft()
+                self.batches_sealed += 1
+                try:
+                    self._deliver(built)
+                finally:
+                    done.set_result(None)
+                self._seal_here()
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if not self._closed:
+                log.error("the audit sealing process stopped (%s); sealing in the broker", exc)
+        except Exception:
+            log.exception("the audit sealing process failed; sealing in the broker")
+        finally:
+            self._lost(proc)
+
+    def _lost(self, proc: asyncio.subprocess.Process) -> None:
+        """The child is gone: what it held is sealed here, in order."""
+        if self._proc is proc:
+            self._proc = None
+            self._retry_at = time.monotonic() + RESTART_AFTER_S
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        self._reaping = asyncio.ensure_future(proc.wait())  # no zombie, no leaked transport
+        self._inflight = collections.deque((w, d, False) for w, d, _ in self._inflight)
+        self._seal_here()
+
+    async def close(self) -> None:
+        """Deliver what is in flight, then stop the child."""
+        self._closed = True
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        await self.drain()
+        if self._reaping is not None:
+            await self._reaping
+        proc = self._proc
+        self._proc = None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_WAIT_S)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The sealing process (security/audit/sealer.py): records sealed and bundled in a real child
+process, in order; a child that dies or never starts loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from security.audit import sealer as sealing
+from security.audit.bundles import Built
+from security.audit.entry import AuditRecord, Principal, Pseudonyms, decode, opens
+from security.audit.export import verify_export
+from security.audit.log import SEAL_BATCH, AuditLog, config_for
+from security.audit.merkle import HASH_SIZE, leaf_hash
+from security.audit.sealer import Sealer, Wire, seal_wires, wire
+
+KEY = b"k" * 32
+
+
+def records(start: int, count: int) -> list[Wire]:
+    out = []
+    for n in range(start, start + count):
+        record = AuditRecord(action="entity.retrieve", tenant="craiova",
+                             principal=Principal(f"clerk-{n % 3}", ("clerk",)), purpose="tax")
+        record.note(entity_ids=[f"urn:ngsi-ld:Spot:{n}"], types=["ParkingSpot"])
+        record.personal["client"] = "192.0.2.7"
+        out.append(wire(record, f"2026-12-02T05:00:00.{n:06d}Z", f"req-{n}", 200,
+                        pending=n if n % 2 else None))
+    return out
+
+
+def requests_of(built: Built) -> list[str]:
+    sizes = [len(e) for e in _entries(built)]
+    assert sum(sizes) == len(built.entries)
+    return [decode(e)["request"] for e in _entries(built)]
+
+
+def _entries(built: Built) -> list[bytes]:
+    import orjson
+
+    out, at = [], 0
+    for size in orjson.loads(built.sizes):
+        out.append(built.entries[at:at + size])
+        at += size
+    return out
+
+
+def test_a_batch_seals_to_one_bundle_of_its_records_in_order() -> None:
+    pseudonyms = Pseudonyms(KEY)
+    built = seal_wires(records(0, 5), pseudonyms)
+    entries = _entries(built)
+    assert built.length == 5 and requests_of(built) == [f"req-{n}" for n in range(5)]
+    assert built.hashes == b"".join(leaf_hash(e) for e in entries)
+    assert len(built.hashes) == 5 * HASH_SIZE
+    assert built.pending == (1, 3)  # the kept write facts its append deletes
+    body = decode(entries[0])
+    assert body["principal"] == {"subject": pseudonyms("clerk-0"), "roles": ["clerk"]}
+    assert b"clerk-0" not in built.entries and b"192.0.2.7" not in built.entries
+    assert built.kept is not None and b"192.0.2.7" in built.kept  # deletable, apart
+
+
+async def _running(s: Sealer) -> None:
+    s.seal(records(0, 1))  # no child yet: sealed here, and one is started
+    for _ in range(200):
+        if s._proc is not None:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the sealing process did not start")
+
+
+async def test_batches_are_sealed_in_the_child_and_delivered_in_order() -> None:
+    got: list[Built] = []
+    s = Sealer(KEY, got.append)
+    try:
+        await _running(s)
+        for b in range(4):
+            s.seal(records(1 + b * 10, 10))
+        await s.drain()
+        assert s.batches_sealed == 4
+        assert [r for built in got for r in requests_of(built)] == [f"req-{n}"
+                                                                    for n in range(41)]
+        # sealed with the same pseudonym key as here
+        assert decode(_entries(got[1])[0])["principal"]["subject"] == Pseudonyms(KEY)("clerk-1")
+    finally:
+        await s.close()
+    assert s._proc is None
+
+
+async def test_a_child_that_dies_loses_no_batch(caplog: pytest.LogCaptureFixture) -> None:
+    got: list[Built] = []
+    s = Sealer(KEY, got.append)
+    try:
+        await _running(s)
+        assert s._proc is not None
+        s._proc.kill()
+        for b in range(3):  # handed over to a child that is dying or dead
+            s.seal(records(1 + b * 10, 10))
+        await s.drain()
+        s.seal(records(31, 10))  # after its death: sealed here
+        assert [r for built in got for r in requests_of(built)] == [f"req-{n}"
+                                                                    for n in range(41)]
+        assert "sealing process stopped" in caplog.text
+    finally:
+        await s.close()
+
+
+async def test_a_child_that_cannot_start_leaves_sealing_here(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(sealing.sys, "executable", "/nonexistent/python")
+    got: list[Built] = []
+    s = Sealer(KEY, got.append)
+    try:
+        for b in range(3):
+            s.seal(records(b * 10, 10))
+            await asyncio.sleep(0.05)
+        await s.drain()
+        assert s._proc is None and s.batches_sealed == 0
+        assert [r for built in got for r in requests_of(built)] == [f"req-{n}"
+                                                                    for n in range(30)]
+        assert "could not start" in caplog.text
+    finally:
+        await s.close()
+
+
+async def test_an_audit_log_seals_full_batches_in_the_child(tmp_path: Path) -> None:
+    """Records a full batch at a time go to the child; the tree over them verifies, and each
+    entry opens its kept details."""
+    audit = AuditLog(config_for(f"sqlite:///{tmp_path}/cetate.db",
+                                audit_store=str(tmp_path / "audit.db")), interval=0.05)
+    await audit.open()
+    try:
+        assert audit._sealer is not None
+        await _running(audit._sealer)
+        total = 5 * SEAL_BATCH + 7
+        for n in range(total):
+            record = AuditRecord(action="entity.retrieve", principal=Principal("ana"))
+            record.note(entity_ids=[f"urn:ngsi-ld:Spot:{n}"])
+            audit.record(record, time=f"2026-12-02T05:00:00.{n:06d}Z", request_id=f"n{n}",
+                         status=200)
+        await audit.flush()
+        assert audit._sealer.batches_sealed == 5
+        size = (await audit.head()).size
+        rows = await audit.entries(0, size)
+        requests = [decode(e)["request"] for _, e in rows]
+        assert sorted(r for r in requests if r.startswith("n")) == sorted(
+            f"n{n}" for n in range(total))  # each once
+        idx = next(i for i, e in rows if decode(e)["request"] == "n100")
+        assert all(opens(rows[idx][1], d) for d in await audit._read(audit.storage.details,
+                                                                     idx))
+        report = verify_export(await audit.export(0), audit.verifier_keys())
+        assert report.ok, report
+    finally:
+        await audit.close()
