@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import struct
 import sys
 import time
@@ -80,7 +81,9 @@ def _read_frame(stream: BinaryIO) -> bytes | None:
 
 
 def main() -> None:
-    """Seal batches from stdin until it closes."""
+    """Seal batches from stdin until it closes (the broker's end: a Ctrl-C meant for the
+    broker's process group is the broker's to handle)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     key = _read_frame(stdin)
     if key is None:
