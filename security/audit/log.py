@@ -428,8 +428,8 @@ class AuditLog:
             await self._sealer.drain()
 
     async def append(self, sealed: Sealed | Deferred) -> int:
-        """Queue an entry and wait until it is durable (with whatever else is queued): in the
-        same commit as the request's write when the store holds it for this entry."""
+        """Queue an entry and wait until it is durable (committed at once, with whatever else
+        is queued)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._dirty = True
         self._queue_unsealed()  # the records before it, in the same commit
@@ -438,7 +438,8 @@ class AuditLog:
 
     async def append_record(self, record: AuditRecord, *, time: str, request_id: str,
                             status: int) -> int:
-        """A write's record: sealed with its batch, durable before this returns."""
+        """A write's record whose facts no store kept: sealed by the committer with its batch,
+        durable before this returns."""
         return await self.append(Deferred(record, time, request_id, status, self.pseudonyms))
 
     @staticmethod
