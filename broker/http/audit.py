@@ -17,6 +17,7 @@ import asyncio
 import base64
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -161,7 +162,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Sealed later, with its batch (AuditLog.record): off the request path. A write's facts
         # committed with it are its durable entry until then (broker/store/sqlite_audit.py).
         if announced is None or announced.row is not None:
-            audit.record(record, time=now(), request_id=rid, status=status,
+            audit.record(record, time=time.time(), request_id=rid, status=status,
                          pending=announced.row if announced is not None else None)
             if token is not None:
                 PENDING_ENTRY.reset(token)

@@ -40,7 +40,7 @@ class Principal:
 PUBLIC = Principal(PUBLIC_SUBJECT)
 
 
-@dataclass
+@dataclass(slots=True)  # one per request: no per-instance dict
 class AuditRecord:
     """The request-scoped record: the middleware opens it, handlers and the policy decision
     point fill it in (`note`), and the middleware seals it into an entry after the response."""
@@ -212,7 +212,14 @@ _second: list[Any] = [-1, ""]  # the last second formatted, reused within that s
 def now() -> str:
     """An entry's time: UTC with microseconds, e.g. 2026-12-01T18:55:00.123456Z (strftime
     once a second)."""
-    at = _time.time()
+    return entry_time(_time.time())
+
+
+def entry_time(at: float | str) -> str:
+    """`now` of a Unix time (a string is one already): requests' records carry the float, and
+    the sealing process formats it."""
+    if isinstance(at, str):
+        return at
     sec = int(at)
     if sec != _second[0]:
         _second[:] = [sec, _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))]

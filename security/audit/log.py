@@ -397,12 +397,12 @@ class AuditLog:
         self.committer.put(sealed, future, urgent)
         return future
 
-    def record(self, record: AuditRecord, *, time: str, request_id: str, status: int,
+    def record(self, record: AuditRecord, *, time: float | str, request_id: str, status: int,
                pending: int | None = None) -> None:
-        """Queue a record, sealed later with a batch of others (on this loop, in one pass);
-        nobody waits for it (flush does). A read's, or a write's whose facts its store kept
-        durable in the write's transaction (`pending`: that row, deleted when this entry is
-        appended)."""
+        """Queue a record, sealed later with a batch of others (in the sealing process);
+        nobody waits for it (flush does). `time`: the entry's, or a Unix time (time.time()).
+        A read's, or a write's whose facts its store kept durable in the write's transaction
+        (`pending`: that row, deleted when this entry is appended)."""
         self._dirty = True
         self._unsealed.append(wire(record, time, request_id, status, pending))
         if len(self._unsealed) >= SEAL_BATCH:
@@ -421,11 +421,15 @@ class AuditLog:
             self._queue_built(seal_wires(items, self.pseudonyms))
 
     async def _seal_unsealed(self) -> None:
-        """Seal the records held back (a last, short batch here), and wait until every batch
+        """Hand over the records held back (a last, short batch), and wait until every batch
         handed to the sealing process is back and queued for the committer."""
-        self._queue_unsealed()
-        if self._sealer is not None:
-            await self._sealer.drain()
+        if self._sealer is None:
+            self._queue_unsealed()
+            return
+        if self._unsealed:
+            items, self._unsealed = self._unsealed, []
+            self._sealer.seal(items, start=False)
+        await self._sealer.drain()
 
     async def append(self, sealed: Sealed | Deferred) -> int:
         """Queue an entry and wait until it is durable (committed at once, with whatever else

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from security.audit.bundles import Built, build
-from security.audit.entry import AuditRecord, Principal, Pseudonyms, seal
+from security.audit.entry import AuditRecord, Principal, Pseudonyms, entry_time, seal
 
 log = logging.getLogger("cetate.audit")
 
@@ -42,12 +42,13 @@ MAX_INFLIGHT = 64  # batches handed over and not back; beyond, sealed here (back
 _FRAME = struct.Struct(">I")
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `security`
 
-# A record as it travels: (time, request id, status, pending, action, tenant, subject, roles,
-# purpose, decision, rule, entity ids, entity types, masked, personal)
+# A record as it travels: (time: an entry time or a Unix time, request id, status, pending,
+# action, tenant, subject, roles, purpose, decision, rule, entity ids, entity types, masked,
+# personal)
 Wire = tuple[Any, ...]
 
 
-def wire(record: AuditRecord, time: str, request_id: str, status: int | None,
+def wire(record: AuditRecord, time: float | str, request_id: str, status: int | None,
          pending: int | None = None) -> Wire:
     p = record.principal
     return (time, request_id, status, pending, record.action, record.tenant, p.subject,
@@ -63,7 +64,7 @@ def seal_wires(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built:
         record = AuditRecord(action=action, tenant=tenant, principal=Principal(subject, roles),
                              purpose=purpose, decision=decision, rule=rule, entity_ids=ids,
                              entity_types=types, masked=masked, personal=personal)
-        sealed.append(seal(record, time=at, request_id=request_id, status=status,
+        sealed.append(seal(record, time=entry_time(at), request_id=request_id, status=status,
                            pseudonyms=pseudonyms, pending=pending))
     return build(sealed)
 
@@ -118,12 +119,15 @@ class Sealer:
         self._closed = False
         self.batches_sealed = 0  # by a child (tests, the benchmark)
 
-    def seal(self, wires: Sequence[Wire]) -> None:
+    def seal(self, wires: Sequence[Wire], start: bool = True) -> None:
+        """Hand a batch over (`start`: and start a child if there is none: a full batch says
+        the broker is busy; a flush's short one, in a quiet broker, does not)."""
         proc = self._proc
         done = asyncio.get_running_loop().create_future()
         if (proc is None or proc.stdin is None or proc.stdin.is_closing()
                 or len(self._inflight) >= MAX_INFLIGHT):
-            self._start_soon()
+            if start:
+                self._start_soon()
             if not self._inflight:
                 self._deliver(seal_wires(wires, self._pseudonyms))
                 return

@@ -140,7 +140,7 @@ async def test_an_audit_log_seals_full_batches_in_the_child(tmp_path: Path) -> N
             audit.record(record, time=f"2026-12-02T05:00:00.{n:06d}Z", request_id=f"n{n}",
                          status=200)
         await audit.flush()
-        assert audit._sealer.batches_sealed == 5
+        assert audit._sealer.batches_sealed == 6  # five full, and the flush's short one
         size = (await audit.head()).size
         rows = await audit.entries(0, size)
         requests = [decode(e)["request"] for _, e in rows]
@@ -153,3 +153,10 @@ async def test_an_audit_log_seals_full_batches_in_the_child(tmp_path: Path) -> N
         assert report.ok, report
     finally:
         await audit.close()
+
+
+def test_a_records_unix_time_is_formatted_when_sealed() -> None:
+    """Requests hand over time.time(); the entry holds the UTC time with microseconds."""
+    record = AuditRecord(action="entity.retrieve")
+    built = seal_wires([wire(record, 1796187600.25, "req-t", 200)], Pseudonyms(KEY))
+    assert decode(_entries(built)[0])["time"] == "2026-12-02T05:00:00.250000Z"
