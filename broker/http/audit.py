@@ -5,10 +5,10 @@ Each audited request gets a request-scoped AuditRecord; handlers add what only t
 `note(request, entity_ids=..., types=...)`, and the policy decision point (a later layer) sets
 the principal, decision, rule and masked attributes the same way. Until then the principal is
 the anonymous `public` one, the decision "allow" by rule "open-default", and the purpose the
-Cetate-Purpose header's. A write's entry is durable before the response leaves: on SQLite its
-facts commit with the write itself and the entry is sealed after (broker/store/sqlite_audit.py);
-otherwise the entry is appended and waited for. Reads are queued and land no later than the
-next tree head.
+Cetate-Purpose header's. A write's entry is durable before the response leaves: its facts
+commit with the write itself and the entry is sealed after (security/audit/pending.py); a
+write that committed nothing appends its entry and waits for it. Reads are queued and land no
+later than the next tree head.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     finally:
         # Sealed later, with its batch (AuditLog.record): off the request path. A write's facts
-        # committed with it are its durable entry until then (broker/store/sqlite_audit.py).
+        # committed with it are its durable entry until then (security/audit/pending.py).
         if announced is None or announced.row is not None:
             audit.record(record, time=time.time(), request_id=rid, status=status,
                          pending=announced.row if announced is not None else None)

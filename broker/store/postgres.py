@@ -48,6 +48,7 @@ from broker.store.protocol import (
 from broker.store.rows import attribute_rows, geo_boxes
 from broker.store.sql_compile import exact_geo_page
 from broker.store.sqlite import CommitFailed, StoreClosed, StoreError
+from security.audit.log import Announced
 
 if TYPE_CHECKING:
     from broker.subscriptions.outbox import PlannedWrite
@@ -296,6 +297,8 @@ class PostgresStore:
                         result = await self._write_entity(conn, tenant, entity_id, mutation,
                                                           written)
                         await self._observe(conn, written)
+                        kept = await self._audit.keep(conn)
+                    _committed(kept)
                     self._wrote(1)
                     return result
                 except (_CreateRaced, *_RETRYABLE):
@@ -333,6 +336,8 @@ class PostgresStore:
                                                                       mutation, written)
                                        for entity_id, mutation in changes]
                         await self._observe(conn, written)
+                        kept = await self._audit.keep(conn)
+                    _committed(kept)
                     self._wrote(len(changes))
                     return results
                 except CommitFailed as exc:
@@ -590,7 +595,10 @@ class PostgresStore:
             for attempt in range(WRITE_RETRIES):
                 try:
                     async with conn.transaction():
-                        return await run(conn)
+                        result = await run(conn)
+                        kept = await self._audit.keep(conn)
+                    _committed(kept)
+                    return result
                 except _RETRYABLE:
                     if attempt == WRITE_RETRIES - 1:
                         raise
@@ -716,6 +724,13 @@ SELECT a.name, a.kind, count(*) FROM entity_types t JOIN attrs a ON a.rid = t.ri
 _ATTRIBUTE_TYPES = """
 SELECT DISTINCT t.type FROM attrs a JOIN entity_types t ON t.rid = a.rid
  WHERE a.tenant = $1 AND a.depth = 0 AND a.name = $2 ORDER BY t.type"""
+
+
+def _committed(kept: tuple[Announced, int] | None) -> None:
+    """A write committed with its request's audit facts: its entry need not be waited for
+    (broker/http/audit.py, security/audit/pending.py)."""
+    if kept is not None:
+        kept[0].row = kept[1]
 
 
 async def _column(conn: asyncpg.Connection, sql: str, tenant: str) -> list[str]:

@@ -8,7 +8,9 @@ hosts never give one index twice, and a crash leaves the last committed tree, wh
 Batches: entries are queued per process; one flusher drains the queue into one transaction at a
 time, so what arrives during a commit forms the next batch (PostgreSQL's own group commit
 shares the WAL flush with concurrent entity writes). A write's entry waits for its batch's
-commit (durable before the response); a read's entry rides with the next batch.
+commit (durable before the response) unless its facts were kept in its write's own
+transaction (`keep`, called by the store): then it rides with the next batch, like a read's,
+and its append deletes those facts (security/audit/pending.py recovers them otherwise).
 
 Reads for the log's reader thread (the synchronous AuditStorage protocol) run on a connection
 and an event loop of that thread's own (PostgresAuditStorage), and serve the CLI too.
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -42,9 +45,19 @@ from security.audit.bundles import (
     number,
     parse_details,
 )
-from security.audit.entry import Detail, Pseudonyms, Sealed
-from security.audit.log import GROUP_COMMIT_MAX, EntryQuery, Pending, Queued, prepare, settle
+from security.audit.entry import Detail, Pseudonyms, Sealed, facts, now
+from security.audit.log import (
+    GROUP_COMMIT_MAX,
+    PENDING_ENTRY,
+    Announced,
+    EntryQuery,
+    Pending,
+    Queued,
+    prepare,
+    settle,
+)
 from security.audit.merkle import Frontier, root
+from security.audit.pending import RECOVER_MAX, instance_id, recovered
 
 log = logging.getLogger("cetate.audit")
 T = TypeVar("T")
@@ -81,6 +94,9 @@ async def append_batch(conn: asyncpg.Connection, bundles: Sequence[Built]) -> in
         if nodes:
             await conn.execute(_INSERT_NODES, [n[0] for n in nodes], [n[1] for n in nodes],
                                [n[2] for n in nodes])
+        if built.pending:  # the writes' facts these entries now hold
+            await conn.execute("DELETE FROM audit_pending WHERE id = ANY($1::bigint[])",
+                               list(built.pending))
     await conn.execute("UPDATE audit_tree SET size = $1, frontier = $2 WHERE id = 1",
                        frontier.size, frontier.to_bytes())
     return int(size)
@@ -112,6 +128,7 @@ class PostgresStoreAudit:
 
     def __init__(self, dsn: str, connect: Connect, accepting: Callable[[], bool]) -> None:
         self.storage = PostgresAuditStorage(dsn)
+        self.instance = instance_id()
         self._connect = connect  # a pooled connection of the store
         self._accepting = accepting
         self._queue: list[Pending] = []
@@ -138,8 +155,32 @@ class PostgresStoreAudit:
     def wake(self) -> None:
         self._wakeup.set()
 
+    async def keep(self, conn: asyncpg.Connection) -> tuple[Announced, int] | None:
+        """In a write's transaction: keep the facts of the running request's announced record
+        (once per request); the caller sets Announced.row after COMMIT."""
+        key = PENDING_ENTRY.get()
+        if key is None or key.row is not None:
+            return None
+        row = await conn.fetchval(
+            "INSERT INTO audit_pending (instance, at, facts) VALUES ($1, $2, $3) RETURNING id",
+            self.instance, time.time(), facts(key.record, now(), key.request_id))
+        return key, int(row)
+
     async def recover(self, pseudonyms: Pseudonyms) -> int:
-        return 0  # writes here wait for their entries (no facts are kept)
+        """Seal kept facts that are due (security/audit/pending.py); rows another replica is
+        sealing are passed (SKIP LOCKED)."""
+        at = time.time()
+        async with self._connect() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, instance, at, facts FROM audit_pending WHERE at < $1 ORDER BY id "
+                "LIMIT $2 FOR UPDATE SKIP LOCKED", at, RECOVER_MAX)
+            batch = recovered([(r[0], r[1], r[2], bytes(r[3])) for r in rows], self.instance,
+                              at, pseudonyms)
+            if batch:
+                await append_batch(conn, [build(batch)])
+                log.warning("sealed %d audit entries of writes whose broker stopped before "
+                            "appending them", len(batch))
+        return len(batch)
 
     async def add_checkpoint(self, size: int, note: str) -> None:
         async with self._connect() as conn:

@@ -16,8 +16,8 @@ transaction (`Announced.row`), so the write and the facts of its access commit t
 neither. The request is answered after that COMMIT, as without the log; its entry (with the
 response's status) is then sealed with the reads' batch, and its append deletes the row in the
 same transaction. A broker that dies in between leaves the row: `recover` seals it from its
-facts (status null: the response was never recorded) once its writer is known dead (same host,
-no such process) or the row is older than OTHER_AFTER_S (another process's) or OWN_AFTER_S.
+facts (status null: the response was never recorded) when security/audit/pending.py says
+they are due.
 A write request none of whose jobs committed (refused, invalid, failed) appends its entry
 durably, and waits for it, as before.
 Sequencing is audit_tree's row read inside the writer's BEGIN IMMEDIATE transaction
@@ -31,9 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -42,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from security.audit.bundles import build
-from security.audit.entry import Pseudonyms, facts, from_facts, now, seal
+from security.audit.entry import Pseudonyms, facts, now
 from security.audit.log import (
     GROUP_COMMIT_MAX,
     PENDING_ENTRY,
@@ -54,37 +51,13 @@ from security.audit.log import (
     prepare,
     settle,
 )
+from security.audit.pending import RECOVER_MAX, instance_id, recovered
 from security.audit.sqlite_log import SQLiteAuditStorage, add_checkpoint, append_rows, erase_subject
 
 log = logging.getLogger("cetate.audit")
 
 WriteRun = Callable[[sqlite3.Connection], Any]
 BATCH_MAX = 4 * GROUP_COMMIT_MAX  # entries one group appends; the rest wait for the next
-OTHER_AFTER_S = 5.0  # another live broker's kept facts are sealed by it well within this
-OWN_AFTER_S = 60.0  # this broker's own: their entry's append failed, or never came
-RECOVER_MAX = 4096  # kept facts one recovery seals
-
-
-def instance_id() -> str:
-    """This broker process's mark on the facts it keeps: host, pid and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _dead(instance: str) -> bool:
-    """Whether the process that wrote kept facts is known to be gone (on this host only)."""
-    host, _, rest = instance.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, someone else's
-        return False
-    return False
-
-
 @dataclass
 class Taken:
     """What one group transaction appended (the entries and their first index, or why not),
@@ -162,20 +135,7 @@ class SQLiteStoreAudit:
         rows = conn.execute(
             "SELECT id, instance, at, facts FROM audit_pending WHERE at < ? ORDER BY id LIMIT ?",
             (at, RECOVER_MAX)).fetchall()
-        if not rows:
-            return 0
-        dead: dict[str, bool] = {}
-        batch = []
-        for row_id, instance, written, kept in rows:
-            if instance == self.instance:
-                due = written < at - OWN_AFTER_S
-            else:
-                due = written < at - OTHER_AFTER_S or dead.setdefault(instance, _dead(instance))
-            if not due:
-                continue
-            record, entry_time, request_id = from_facts(kept)
-            batch.append(seal(record, time=entry_time, request_id=request_id, status=None,
-                              pseudonyms=pseudonyms, pending=row_id))
+        batch = recovered(rows, self.instance, at, pseudonyms)
         if batch:
             append_rows(conn, [build(batch)])
             log.warning("sealed %d audit entries of writes whose broker stopped before "

@@ -7,7 +7,7 @@ batch transaction sequenced by an advisory lock (broker/store/sqlite_audit.py,
 postgres_audit.py). A log kept apart (tools, tests, CETATE_AUDIT_STORE) commits batches in its
 own transactions (ThreadedCommitter). `append` waits for the commit (a write whose change did
 not commit with its audit facts: durable before its response); `record` and `submit` do not
-(reads, and writes whose facts committed with them, broker/store/sqlite_audit.py: they ride
+(reads, and writes whose facts committed with them, security/audit/pending.py: they ride
 along with the next commit, a full batch or the next tree head — signing a head first flushes
 the queue — so they are in the log no later than the next tree head). `record`ed records are
 sealed and bundled off the event loop, SEAL_BATCH at a time, by the sealing process

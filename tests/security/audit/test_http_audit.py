@@ -6,12 +6,13 @@ import base64
 import sqlite3
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
-import pytest
 from aiohttp.test_utils import TestServer
 
 from broker.http.audit import AUDIT
+from broker.http.state import BROKER
 from security.audit.entry import decode, from_facts
 from security.audit.export import verify_export
 from security.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -70,32 +71,37 @@ async def test_writes_are_durable_when_acknowledged(client: httpx.AsyncClient,
         # the write's facts, kept in its own transaction until the entry is appended
         entries = [decode(entry) for _, entry in await audit.entries(0, 1000)]
         logged = [e["entities"]["ids"] for e in entries if e["action"] == "entity.create"]
-        assert [spot(n)["id"]] in logged + _kept_ids(audit.storage)
+        assert [spot(n)["id"]] in logged + await _kept_ids(server)
 
 
-def _kept_ids(storage: object) -> list[list[str]]:
-    """Entity ids of the write facts a SQLite store keeps (audit_pending)."""
-    if not isinstance(storage, SQLiteAuditStorage):
-        return []
-    db = sqlite3.connect(storage.path)
+async def kept_facts(server: TestServer) -> list[bytes]:
+    """The write facts the store keeps (audit_pending), on either engine."""
+    storage = server.app[AUDIT].storage
+    if isinstance(storage, SQLiteAuditStorage):
+        db = sqlite3.connect(storage.path)
+        try:
+            return [bytes(kept) for (kept,) in db.execute("SELECT facts FROM audit_pending")]
+        finally:
+            db.close()
+    conn = await asyncpg.connect(server.app[BROKER].settings.store)
     try:
-        return [from_facts(kept)[0].entity_ids
-                for (kept,) in db.execute("SELECT facts FROM audit_pending")]
+        return [bytes(r[0]) for r in await conn.fetch("SELECT facts FROM audit_pending")]
     finally:
-        db.close()
+        await conn.close()
+
+
+async def _kept_ids(server: TestServer) -> list[list[str]]:
+    return [from_facts(kept)[0].entity_ids for kept in await kept_facts(server)]
 
 
 async def test_a_writes_kept_facts_give_way_to_its_entry(client: httpx.AsyncClient,
-                                                         server: TestServer,
-                                                         store_engine: str) -> None:
+                                                         server: TestServer) -> None:
     """The facts a write kept are deleted in the transaction that appends its entry, which
     has the response's status."""
-    if store_engine != "sqlite":
-        pytest.skip("PostgreSQL writes wait for their entries; no facts are kept")
     audit = server.app[AUDIT]
     assert (await client.post(ENTITIES, json=spot(1))).status_code == 201
     await audit.flush()
-    assert _kept_ids(audit.storage) == []
+    assert await _kept_ids(server) == []
     entries = [decode(entry) for _, entry in await audit.entries(0, 1000)]
     assert [(e["action"], e["status"], e["entities"]["ids"]) for e in entries] == [
         ("entity.create", 201, [spot(1)["id"]])]

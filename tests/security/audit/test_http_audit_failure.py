@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from broker.http.audit import AUDIT
 from broker.http.state import BROKER
-from broker.store import sqlite_audit
+from security.audit import pending
 from security.audit.entry import AuditRecord, decode, facts
 from security.audit.entry import now as now_time
 from security.audit.sqlite_log import SQLiteAuditStorage
@@ -39,15 +39,13 @@ async def _alter(server: TestServer, statement: str) -> None:
 
 
 async def test_a_write_whose_entry_fails_answers_500(client: httpx.AsyncClient,
-                                                     server: TestServer,
-                                                     store_engine: str) -> None:
+                                                     server: TestServer) -> None:
     lamp = {"id": "urn:ngsi-ld:Lamp:1", "type": "Lamp"}
     assert (await client.post("/ngsi-ld/v1/entities", json=lamp)).status_code == 201
     # The log's tables go away under the running broker: the next write can keep neither its
     # facts (SQLite) nor its entry, for real.
     await _alter(server, GONE)
-    if store_engine == "sqlite":
-        await _alter(server, PENDING_GONE)
+    await _alter(server, PENDING_GONE)
     try:
         r = await client.post("/ngsi-ld/v1/entities", json={**lamp, "id": "urn:ngsi-ld:Lamp:2"})
         assert r.status_code == 500
@@ -55,20 +53,15 @@ async def test_a_write_whose_entry_fails_answers_500(client: httpx.AsyncClient,
         assert "audit log" in r.json()["detail"]
     finally:
         await _alter(server, BACK)
-        if store_engine == "sqlite":
-            await _alter(server, PENDING_BACK)
-    # SQLite: not committed without its facts; PostgreSQL: committed, its entry not recorded
-    gone = (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Lamp:2")).status_code == 404
-    assert gone == (store_engine == "sqlite")
+        await _alter(server, PENDING_BACK)
+    # not committed without its facts
+    assert (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Lamp:2")).status_code == 404
 
 
 async def test_kept_facts_whose_entry_failed_are_sealed_later(
-        client: httpx.AsyncClient, server: TestServer, store_engine: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """On SQLite a write is answered once its facts commit with it; if appending its entry
-    then fails, the facts stay, and recovery seals them (status null) once they are old."""
-    if store_engine != "sqlite":
-        pytest.skip("PostgreSQL writes wait for their entries; no facts are kept")
+        client: httpx.AsyncClient, server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write is answered once its facts commit with it; if appending its entry then fails,
+    the facts stay, and recovery seals them (status null) once they are old."""
     audit = server.app[AUDIT]
     await _alter(server, GONE)
     try:
@@ -79,7 +72,7 @@ async def test_kept_facts_whose_entry_failed_are_sealed_later(
     finally:
         await _alter(server, BACK)
     assert await audit.committer.recover(audit.pseudonyms) == 0  # its own, and recent
-    monkeypatch.setattr(sqlite_audit, "OWN_AFTER_S", 0.0)
+    monkeypatch.setattr(pending, "OWN_AFTER_S", 0.0)
     assert await audit.committer.recover(audit.pseudonyms) == 1
     entries = [decode(e) for _, e in await audit.entries(0, (await audit.head()).size)]
     kept = [e for e in entries if e["entities"]["ids"] == ["urn:ngsi-ld:Lamp:kept"]]
@@ -94,7 +87,7 @@ async def test_a_write_whose_commit_fails_is_not_acknowledged_and_keeps_no_facts
     fails, the request must not be acknowledged: 500, the entity is not there, no facts or
     entry claim it was created, and the entry records the 500."""
     if store_engine != "sqlite":
-        pytest.skip("the facts kept in the write's transaction are the SQLite writer's")
+        pytest.skip("the COMMIT failure is made with a SQLite deferred foreign key")
     store = server.app[BROKER].store
     audit = server.app[AUDIT]
     # A real COMMIT failure: on the writer's connection, every new entity also inserts a row
@@ -132,7 +125,8 @@ async def test_recovery_seals_the_facts_of_dead_or_silent_brokers_only(
     """Kept facts are sealed at once when their broker is known dead (this host, no such
     process), after OTHER_AFTER_S when it is another host's, and never while young and alive."""
     if store_engine != "sqlite":
-        pytest.skip("PostgreSQL writes wait for their entries; no facts are kept")
+        pytest.skip("the rules are security/audit/pending.py's (test_pending.py); the rows are "
+                    "written here with SQLite")
     store = server.app[BROKER].store
     audit = server.app[AUDIT]
     host = socket.gethostname()
@@ -140,7 +134,7 @@ async def test_recovery_seals_the_facts_of_dead_or_silent_brokers_only(
     kept = [(f"{host}:{2**22 + 12345}:dead", now, "urn:ngsi-ld:Lamp:dead"),
             (f"{host}:{os.getpid()}:alive", now, "urn:ngsi-ld:Lamp:alive"),
             ("elsewhere:1:young", now, "urn:ngsi-ld:Lamp:young"),
-            ("elsewhere:1:old", now - sqlite_audit.OTHER_AFTER_S - 1, "urn:ngsi-ld:Lamp:old")]
+            ("elsewhere:1:old", now - pending.OTHER_AFTER_S - 1, "urn:ngsi-ld:Lamp:old")]
 
     def insert(conn: sqlite3.Connection) -> None:
         for instance, at, eid in kept:
