@@ -33,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Result, drive, free_port, start
+from bench.common import Request, Result, drive, free_port, start
 from security.audit.entry import AuditRecord, Principal, Pseudonyms, seal
 from security.audit.export import build_export, verify_export
 from security.audit.keys import KeyRing
@@ -120,33 +120,34 @@ async def _throughput(clients: int, total: int) -> list[str]:
         pids = {name: procs[base].pid for name, base in bases.items()}
         results: dict[tuple[str, str], list[Result]] = {}
         cpu: dict[tuple[str, str], tuple[float, float]] = {}  # (process, event loop)
+
+        async def phase(kind: str, name: str, base: str, fn: Request) -> None:
+            """One broker driven once, with the CPU it spent meanwhile."""
+            c0 = cpu_seconds(pids[name])
+            res = await drive(f"{kind} audit {name}", base, fn, clients=clients, total=total)
+            c1 = cpu_seconds(pids[name])
+            was = cpu.get((kind, name), (0.0, 0.0))
+            cpu[(kind, name)] = (was[0] + c1[0] - c0[0], was[1] + c1[1] - c0[1])
+            results.setdefault((kind, name), []).append(res)
+
         for rnd in range(ROUNDS):
             offset = rnd * total
             order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+
+            async def write(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                async with s.post("/ngsi-ld/v1/entities", json=lamp(o + i)) as r:
+                    return r.status
+
+            async def read(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
+                eid = lamp(o + i % total)["id"]
+                async with s.get(f"/ngsi-ld/v1/entities/{eid}") as r:
+                    await r.read()
+                    return r.status
+
             for name, base in order:
-                async def write(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
-                    async with s.post("/ngsi-ld/v1/entities", json=lamp(o + i)) as r:
-                        return r.status
-                c0 = cpu_seconds(pids[name])
-                res = await drive(f"write audit {name}", base, write, clients=clients,
-                                  total=total)
-                c1 = cpu_seconds(pids[name])
-                was = cpu.get(("write", name), (0.0, 0.0))
-                cpu[("write", name)] = (was[0] + c1[0] - c0[0], was[1] + c1[1] - c0[1])
-                results.setdefault(("write", name), []).append(res)
+                await phase("write", name, base, write)
             for name, base in order:
-                async def read(s: aiohttp.ClientSession, i: int, o: int = offset) -> int:
-                    eid = lamp(o + i % total)["id"]
-                    async with s.get(f"/ngsi-ld/v1/entities/{eid}") as r:
-                        await r.read()
-                        return r.status
-                c0 = cpu_seconds(pids[name])
-                res = await drive(f"read audit {name}", base, read, clients=clients,
-                                  total=total)
-                c1 = cpu_seconds(pids[name])
-                was = cpu.get(("read", name), (0.0, 0.0))
-                cpu[("read", name)] = (was[0] + c1[0] - c0[0], was[1] + c1[1] - c0[1])
-                results.setdefault(("read", name), []).append(res)
+                await phase("read", name, base, read)
     lines = []
     for kind in ("write", "read"):
         on = statistics.median(r.rps for r in results[(kind, "on")])

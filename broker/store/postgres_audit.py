@@ -57,7 +57,7 @@ from security.audit.log import (
     settle,
 )
 from security.audit.merkle import Frontier, root
-from security.audit.pending import RECOVER_MAX, instance_id, recovered
+from security.audit.pending import RECOVER_MAX, instance_id, own_cutoff, recovered
 
 log = logging.getLogger("cetate.audit")
 T = TypeVar("T")
@@ -171,9 +171,11 @@ class PostgresStoreAudit:
         sealing are passed (SKIP LOCKED)."""
         at = time.time()
         async with self._connect() as conn, conn.transaction():
+            # this broker's own recent facts are its entries still coming: not even read
             rows = await conn.fetch(
-                "SELECT id, instance, at, facts FROM audit_pending WHERE at < $1 ORDER BY id "
-                "LIMIT $2 FOR UPDATE SKIP LOCKED", at, RECOVER_MAX)
+                "SELECT id, instance, at, facts FROM audit_pending WHERE instance <> $1 OR "
+                "at < $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", self.instance,
+                own_cutoff(at), RECOVER_MAX)
             batch = recovered([(r[0], r[1], r[2], bytes(r[3])) for r in rows], self.instance,
                               at, pseudonyms)
             if batch:

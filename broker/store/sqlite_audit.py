@@ -51,7 +51,7 @@ from security.audit.log import (
     prepare,
     settle,
 )
-from security.audit.pending import RECOVER_MAX, instance_id, recovered
+from security.audit.pending import RECOVER_MAX, instance_id, own_cutoff, recovered
 from security.audit.sqlite_log import SQLiteAuditStorage, add_checkpoint, append_rows, erase_subject
 
 log = logging.getLogger("cetate.audit")
@@ -132,9 +132,10 @@ class SQLiteStoreAudit:
         return count
 
     def _recover(self, conn: sqlite3.Connection, pseudonyms: Pseudonyms, at: float) -> int:
+        # this broker's own recent facts are its entries still coming: not even read
         rows = conn.execute(
-            "SELECT id, instance, at, facts FROM audit_pending WHERE at < ? ORDER BY id LIMIT ?",
-            (at, RECOVER_MAX)).fetchall()
+            "SELECT id, instance, at, facts FROM audit_pending WHERE instance != ? OR at < ? "
+            "ORDER BY id LIMIT ?", (self.instance, own_cutoff(at), RECOVER_MAX)).fetchall()
         batch = recovered(rows, self.instance, at, pseudonyms)
         if batch:
             append_rows(conn, [build(batch)])

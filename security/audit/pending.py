@@ -46,6 +46,12 @@ def writer_dead(instance: str) -> bool:
     return False
 
 
+def own_cutoff(at: float) -> float:
+    """This broker's own facts written before this may be sealed (the storages read no
+    younger ones of its own: those are entries still coming)."""
+    return at - OWN_AFTER_S
+
+
 def recovered(rows: Iterable[KeptRow], me: str, at: float,
               pseudonyms: Pseudonyms) -> list[Sealed]:
     """The entries of the kept rows that are due for sealing here (each deletes its row)."""
@@ -53,7 +59,7 @@ def recovered(rows: Iterable[KeptRow], me: str, at: float,
     out: list[Sealed] = []
     for row_id, instance, written, kept in rows:
         if instance == me:
-            due = written < at - OWN_AFTER_S
+            due = written < own_cutoff(at)
         else:
             due = written < at - OTHER_AFTER_S or dead.setdefault(instance,
                                                                    writer_dead(instance))

@@ -123,7 +123,6 @@ class Sealer:
         """Hand a batch over (`start`: and start a child if there is none: a full batch says
         the broker is busy; a flush's short one, in a quiet broker, does not)."""
         proc = self._proc
-        done = asyncio.get_running_loop().create_future()
         if (proc is None or proc.stdin is None or proc.stdin.is_closing()
                 or len(self._inflight) >= MAX_INFLIGHT):
             if start:
@@ -132,10 +131,10 @@ class Sealer:
                 self._deliver(seal_wires(wires, self._pseudonyms))
                 return
             # sealed here, but after the batches in flight: delivered in order
-            self._inflight.append((wires, done, False))
+            self._inflight.append((wires, asyncio.get_running_loop().create_future(), False))
             return
         data = pickle.dumps(wires, pickle.HIGHEST_PROTOCOL)
-        self._inflight.append((wires, done, True))
+        self._inflight.append((wires, asyncio.get_running_loop().create_future(), True))
         proc.stdin.write(_FRAME.pack(len(data)) + data)
 
     def _seal_here(self) -> None:
@@ -209,9 +208,10 @@ class Sealer:
         if self._proc is proc:
             self._proc = None
             self._retry_at = time.monotonic() + RESTART_AFTER_S
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        self._reaping = asyncio.ensure_future(proc.wait())  # no zombie, no leaked transport
+        if proc.returncode is None:  # not reaped yet: no zombie, no leaked transport
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            self._reaping = asyncio.ensure_future(proc.wait())
         self._inflight = collections.deque((w, d, False) for w, d, _ in self._inflight)
         self._seal_here()
 
