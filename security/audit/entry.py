@@ -142,21 +142,52 @@ class Sealed(NamedTuple):
     pending: int | None = None
 
 
+def detail_items(subject: str, personal: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The details an entry commits to, sorted by name: the subject in clear and the record's
+    personal ones (a record's own "subject" detail, if any, replaces the principal's)."""
+    if not personal:
+        return [("subject", subject)]
+    if len(personal) == 1 and "client" in personal:  # the usual request: sorted already
+        return [("client", personal["client"]), ("subject", subject)]
+    return sorted({"subject": subject, **personal}.items())
+
+
+def entry_bytes(time: str, request_id: str, status: int | None, action: str, tenant: str,
+                pseudonym: str, roles: Iterable[str], purpose: str | None, decision: str,
+                rule: str, ids: list[str], types: list[str], masked: list[str],
+                commitments: dict[str, str]) -> bytes:
+    """An entry's leaf bytes (it runs for every request, so it is lean: the body is built with
+    its keys already in sorted order, which is what `encode` would give)."""
+    return orjson.dumps({  # keys in sorted order (orjson keeps insertion order)
+        "action": action,
+        "commitments": commitments,
+        "decision": decision,
+        "entities": {"ids": ids, "types": types},
+        "masked": masked,
+        "principal": {"roles": sorted(roles) if roles else [], "subject": pseudonym},
+        "purpose": purpose,
+        "request": request_id,
+        "rule": rule,
+        "status": status,
+        "tenant": tenant,
+        "time": time,
+        "v": ENTRY_VERSION,
+    })
+
+
+def take_salts(n: int) -> bytes:
+    """`n` salts' bytes, SALT_BYTES each, from the pooled random bytes."""
+    return _SALTS.take(SALT_BYTES * n)
+
+
 def seal(record: AuditRecord, *, time: str, request_id: str, status: int | None,
          pseudonyms: Pseudonyms, pending: int | None = None) -> Sealed:
-    """The entry of a record, in one pass (it runs for every request, so it is lean: the body
-    is built with its keys already in sorted order, which is what `encode` would give)."""
+    """The entry of a record (a batch of requests' records is sealed by
+    security/audit/sealer.py `seal_wires`, in one pass to the same bytes)."""
     principal = record.principal
     subject = pseudonyms(principal.subject)
-    # details by name (a record's own "subject" detail, if any, replaces the principal's)
-    personal = record.personal
-    if not personal:
-        items: list[tuple[str, str]] = [("subject", principal.subject)]
-    elif len(personal) == 1 and "client" in personal:  # the usual request: sorted already
-        items = [("client", personal["client"]), ("subject", principal.subject)]
-    else:
-        items = sorted({"subject": principal.subject, **personal}.items())
-    salts = _SALTS.take(SALT_BYTES * len(items))
+    items = detail_items(principal.subject, record.personal)
+    salts = take_salts(len(items))
     details: list[Detail] = []
     commitments: dict[str, str] = {}
     at = 0
@@ -165,27 +196,13 @@ def seal(record: AuditRecord, *, time: str, request_id: str, status: int | None,
         at += SALT_BYTES
         details.append(Detail(name, salt, value))
         commitments[name] = sha256(salt + value.encode()).hexdigest()
-    roles = principal.roles
-    tenant, action, purpose, decision = record.tenant, record.action, record.purpose, \
-        record.decision
-    ids = record.entity_ids
-    body = {  # keys in sorted order (orjson keeps insertion order)
-        "action": action,
-        "commitments": commitments,
-        "decision": decision,
-        "entities": {"ids": ids, "types": record.entity_types},
-        "masked": record.masked,
-        "principal": {"roles": sorted(roles) if roles else [], "subject": subject},
-        "purpose": purpose,
-        "request": request_id,
-        "rule": record.rule,
-        "status": status,
-        "tenant": tenant,
-        "time": time,
-        "v": ENTRY_VERSION,
-    }
-    return Sealed(orjson.dumps(body), (time, subject, tenant, action, purpose, decision, status,
-                                       ids), tuple(details), pending)
+    tenant, action, purpose, decision, ids = record.tenant, record.action, record.purpose, \
+        record.decision, record.entity_ids
+    entry = entry_bytes(time, request_id, status, action, tenant, subject, principal.roles,
+                        purpose, decision, record.rule, ids, record.entity_types,
+                        record.masked, commitments)
+    return Sealed(entry, (time, subject, tenant, action, purpose, decision, status, ids),
+                  tuple(details), pending)
 
 
 class Deferred(NamedTuple):

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from security.audit import entry as entry_module
 from security.audit import sealer as sealing
-from security.audit.bundles import Built
-from security.audit.entry import AuditRecord, Principal, Pseudonyms, decode, opens
+from security.audit.bundles import Built, build
+from security.audit.entry import (
+    AuditRecord,
+    Principal,
+    Pseudonyms,
+    decode,
+    entry_time,
+    opens,
+    seal,
+)
 from security.audit.export import verify_export
 from security.audit.log import SEAL_BATCH, AuditLog, config_for
 from security.audit.merkle import HASH_SIZE, leaf_hash
@@ -59,6 +68,40 @@ def test_a_batch_seals_to_one_bundle_of_its_records_in_order() -> None:
     assert body["principal"] == {"subject": pseudonyms("clerk-0"), "roles": ["clerk"]}
     assert b"clerk-0" not in built.entries and b"192.0.2.7" not in built.entries
     assert built.kept is not None and b"192.0.2.7" in built.kept  # deletable, apart
+
+
+class _Stream:
+    """A salt pool giving the next bytes of one fixed stream, however they are asked for."""
+
+    def __init__(self) -> None:
+        self._data, self._at = bytes(range(256)) * 64, 0
+
+    def take(self, n: int) -> bytes:
+        out = self._data[self._at:self._at + n]
+        self._at += n
+        return out
+
+
+def test_a_batch_seals_to_the_bytes_of_its_records_sealed_one_by_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`seal_wires` is a one-pass `build([seal(...) ...])`: the same bundle from the same salts,
+    for records with and without personal details, roles, purpose, masks, several entities."""
+    wires = records(0, 6)
+    odd = AuditRecord(action="batch.upsert", tenant="t", principal=Principal("b", ("z", "a")),
+                      masked=["iban"], personal={"subject": "override", "email": "x@y.ro"})
+    odd.note(entity_ids=["urn:a", "urn:b", "urn:a"], types=["T"])
+    wires += [wire(odd, 1796187600.5, "req-odd", None, 9), wire(AuditRecord(), "t0", "r", 500)]
+    pseudonyms = Pseudonyms(KEY)
+    monkeypatch.setattr(entry_module, "_SALTS", _Stream())
+    one_pass = seal_wires(wires, pseudonyms)
+    monkeypatch.setattr(entry_module, "_SALTS", _Stream())
+    one_by_one = build([seal(AuditRecord(action=w[4], tenant=w[5], principal=Principal(w[6], w[7]),
+                                         purpose=w[8], decision=w[9], rule=w[10],
+                                         entity_ids=w[11], entity_types=w[12], masked=w[13],
+                                         personal=w[14]),
+                             time=entry_time(w[0]), request_id=w[1], status=w[2],
+                             pseudonyms=pseudonyms, pending=w[3]) for w in wires])
+    assert one_pass == one_by_one
 
 
 async def _running(s: Sealer) -> None:
