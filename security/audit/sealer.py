@@ -3,13 +3,14 @@
 Sealing an entry (its JSON body, commitments, pseudonym, leaf hash) and building its bundle's
 columns is pure Python, and the broker's event loop is its bottleneck: done there it cost the
 loop more than the rest of the audit together. So the loop hands the records of reads (and of
-writes whose facts are already durable) in batches to a child process, as plain tuples
-(`wire`), and gets back built bundles (security/audit/bundles.py `Built`), which the store only
-numbers and inserts. Nothing waits on it but a flush: a read's entry is owed by the next tree
-head, which flushes first.
+writes whose facts are already durable) in batches to a child process, each record encoded
+as a JSON array when it is made (`wire`), and gets back built bundles
+(security/audit/bundles.py `Built`), which the store only numbers and inserts. Nothing waits
+on it but a flush: a read's entry is owed by the next tree head, which flushes first.
 
 The child is `python -m security.audit.sealer`: frames on stdin and stdout (a 4-byte length,
-then a pickle); the first frame is the pseudonym key. Batches are answered in order. If the
+then the body); the first frame is the pseudonym key, each next one a batch as a JSON array
+(`frame_of`), each answer a pickled `Built`. Batches are answered in order. If the
 child cannot start or dies, the batches it held and those after it are sealed on the loop
 (`seal_wires`) until a new child starts (RESTART_AFTER_S later): slower, never lost.
 """
@@ -54,24 +55,38 @@ MAX_INFLIGHT = 64  # batches handed over and not back; beyond, sealed here (back
 _FRAME = struct.Struct(">I")
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `security`
 
-# A record as it travels: (time: an entry time or a Unix time, request id, status, pending,
-# action, tenant, subject, roles, purpose, decision, rule, entity ids, entity types, masked,
-# personal)
-Wire = tuple[Any, ...]
+# A record as it travels: the JSON array (time: an entry time or a Unix time, request id,
+# status, pending, action, tenant, subject, roles, purpose, decision, rule, entity ids, entity
+# types, masked, personal). Bytes, not a tuple: a record waits up to SEAL_BATCH requests for
+# its batch, and encoded it is no work for the garbage collector and ready for the pipe (a
+# batch's frame is a join, not a pickling on the loop).
+Wire = bytes
 
 
 def wire(record: AuditRecord, time: float | str, request_id: str, status: int | None,
          pending: int | None = None) -> Wire:
     p = record.principal
-    return (time, request_id, status, pending, record.action, record.tenant, p.subject,
-            p.roles, record.purpose, record.decision, record.rule, record.entity_ids,
-            record.entity_types, record.masked, record.personal)
+    return orjson.dumps((time, request_id, status, pending, record.action, record.tenant,
+                         p.subject, p.roles, record.purpose, record.decision, record.rule,
+                         record.entity_ids, record.entity_types, record.masked,
+                         record.personal))
+
+
+def frame_of(wires: Sequence[Wire]) -> bytes:
+    """A batch as one JSON array, as the child reads it."""
+    return b"[" + b",".join(wires) + b"]"
 
 
 def seal_wires(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built:
-    """The bundle of a non-empty batch of records, sealed in order: the bytes of
-    `build([seal(record, ...) for each record])` (security/audit/bundles.py, entry.py), in one
-    pass with no object per entry but its columns' (it runs for every read)."""
+    """The bundle of a non-empty batch of records, sealed in order."""
+    return seal_frame(frame_of(wires), pseudonyms)
+
+
+def seal_frame(frame: bytes, pseudonyms: Pseudonyms) -> Built:
+    """`seal_wires` of a batch's frame: the bytes of `build([seal(record, ...) for each
+    record])` (security/audit/bundles.py, entry.py), in one pass with no object per entry but
+    its columns' (it runs for every read)."""
+    wires = orjson.loads(frame)
     salts = take_salts(2 * len(wires))  # the usual record commits to two details
     at = 0
     entries: list[bytes] = []
@@ -132,7 +147,7 @@ def main() -> None:
         return
     pseudonyms = Pseudonyms(key)
     while (frame := _read_frame(stdin)) is not None:
-        out = pickle.dumps(seal_wires(pickle.loads(frame), pseudonyms), pickle.HIGHEST_PROTOCOL)
+        out = pickle.dumps(seal_frame(frame, pseudonyms), pickle.HIGHEST_PROTOCOL)
         stdout.write(_FRAME.pack(len(out)) + out)
         stdout.flush()
 
@@ -174,7 +189,7 @@ class Sealer:
             # sealed here, but after the batches in flight: delivered in order
             self._inflight.append((wires, asyncio.get_running_loop().create_future(), False))
             return
-        data = pickle.dumps(wires, pickle.HIGHEST_PROTOCOL)
+        data = frame_of(wires)
         self._inflight.append((wires, asyncio.get_running_loop().create_future(), True))
         proc.stdin.write(_FRAME.pack(len(data)) + data)
 

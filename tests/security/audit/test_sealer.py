@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from security.audit import entry as entry_module
@@ -47,8 +48,6 @@ def requests_of(built: Built) -> list[str]:
 
 
 def _entries(built: Built) -> list[bytes]:
-    import orjson
-
     out, at = [], 0
     for size in orjson.loads(built.sizes):
         out.append(built.entries[at:at + size])
@@ -95,12 +94,14 @@ def test_a_batch_seals_to_the_bytes_of_its_records_sealed_one_by_one(
     monkeypatch.setattr(entry_module, "_SALTS", _Stream())
     one_pass = seal_wires(wires, pseudonyms)
     monkeypatch.setattr(entry_module, "_SALTS", _Stream())
-    one_by_one = build([seal(AuditRecord(action=w[4], tenant=w[5], principal=Principal(w[6], w[7]),
+    rows = [orjson.loads(w) for w in wires]
+    one_by_one = build([seal(AuditRecord(action=w[4], tenant=w[5],
+                                         principal=Principal(w[6], tuple(w[7])),
                                          purpose=w[8], decision=w[9], rule=w[10],
                                          entity_ids=w[11], entity_types=w[12], masked=w[13],
                                          personal=w[14]),
                              time=entry_time(w[0]), request_id=w[1], status=w[2],
-                             pseudonyms=pseudonyms, pending=w[3]) for w in wires])
+                             pseudonyms=pseudonyms, pending=w[3]) for w in rows])
     assert one_pass == one_by_one
 
 
