@@ -118,13 +118,7 @@ def bundle_row(first: int, built: Built) -> tuple[Any, ...]:
 
 def number(frontier: Frontier, built: Built) -> list[tuple[int, int, bytes]]:
     """Append a bundle's leaves to the frontier; the inner nodes to keep."""
-    nodes: list[tuple[int, int, bytes]] = []
-    append, hashes = frontier.append, built.hashes
-    for at in range(0, len(hashes), HASH_SIZE):
-        for node in append(hashes[at:at + HASH_SIZE]):
-            if node[0] >= NODE_MIN_LEVEL:
-                nodes.append(node)
-    return nodes
+    return frontier.extend(built.hashes, NODE_MIN_LEVEL)
 
 
 def erase_facets(subject: str, facets: str | bytes, kept: str | bytes) -> tuple[int, str | None]:

@@ -227,16 +227,26 @@ class Frontier:
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add a leaf hash; the perfect nodes completed, as (level, index, hash), level ≥ 1."""
-        assert self.hashes is not None
+        return self.extend(leaf)
+
+    def extend(self, leaves: bytes, min_level: int = 1) -> list[tuple[int, int, bytes]]:
+        """Add leaf hashes, HASH_SIZE bytes each, in order; the perfect nodes completed from
+        `min_level` up (a stored bundle's append: its hot loop, so inlined)."""
+        hashes = self.hashes
+        assert hashes is not None
         completed: list[tuple[int, int, bytes]] = []
-        h, level, index = leaf, 0, self.size
-        while (self.size >> level) & 1:
-            h = node_hash(self.hashes.pop(), h)
-            level += 1
-            index >>= 1
-            completed.append((level, index, h))
-        self.hashes.append(h)
-        self.size += 1
+        size = self.size
+        for at in range(0, len(leaves), HASH_SIZE):
+            h, level, index = leaves[at:at + HASH_SIZE], 0, size
+            while (size >> level) & 1:
+                h = sha256(NODE_PREFIX + hashes.pop() + h).digest()
+                level += 1
+                index >>= 1
+                if level >= min_level:
+                    completed.append((level, index, h))
+            hashes.append(h)
+            size += 1
+        self.size = size
         return completed
 
     def add(self, leaf: bytes) -> None:

@@ -182,3 +182,19 @@ def test_frontier_appends_like_the_batch_root_and_reports_completed_nodes() -> N
         assert restored.root() == frontier.root()
     with pytest.raises(ValueError):
         Frontier(3, [hashes[0]])
+
+
+def test_frontier_extends_by_a_run_of_leaves_like_appends_one_by_one() -> None:
+    """`extend` (a stored bundle's leaves at once) keeps the nodes from `min_level` up that
+    appending them one by one completes, from any starting size."""
+    rng = random.Random(11)
+    hashes = [rng.randbytes(32) for _ in range(300)]
+    for start, count in ((0, 256), (5, 100), (37, 263), (64, 1)):
+        one_by_one = Frontier()
+        for h in hashes[:start]:
+            one_by_one.append(h)
+        at_once = one_by_one.copy()
+        nodes = [n for h in hashes[start:start + count] for n in one_by_one.append(h)]
+        kept = at_once.extend(b"".join(hashes[start:start + count]), min_level=4)
+        assert kept == [n for n in nodes if n[0] >= 4]
+        assert at_once.size == one_by_one.size and at_once.root() == one_by_one.root()
