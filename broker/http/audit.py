@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from broker.errors import BadRequestData, InternalError, NgsiError
 from broker.http.edge import json_response
@@ -45,12 +46,14 @@ log = logging.getLogger("cetate.audit")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 AUDIT = web.AppKey("audit", AuditLog)
-# web.RequestKey exists from aiohttp 3.11 on; a plain string key before that.
+# web.RequestKey exists from aiohttp 3.11 on; a plain string key before that. (A request key,
+# not a context variable: policy decisions are noted from the store's threads too.)
 RECORD: Any = (web.RequestKey("audit_record", AuditRecord) if hasattr(web, "RequestKey")
                else "cetate.audit.record")
 API = "/cetate/v1/audit"
 AUDITED_PREFIXES = ("/ngsi-ld/", API + "/")
 PURPOSE_HEADER = "Cetate-Purpose"
+TENANT_HEADER = "NGSILD-Tenant"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_HEADER_VALUE = 256  # a tenant or purpose header longer than this is cut in the entry
 MAX_ENTRIES_PAGE = 1000  # entries per /entries answer; the rest via its "next"
@@ -120,64 +123,68 @@ def note(request: web.Request, **fields: Any) -> None:
     """Add to the request's audit record (entity_ids=, types=, masked=, principal=, decision=,
     rule=, purpose=...). A no-op when the audit log is off or the path is not audited."""
     record = request.get(RECORD)
-    if isinstance(record, AuditRecord):
+    if record is not None:
         record.note(**fields)
 
 
-@web.middleware
-async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(AUDITED_PREFIXES):
-        return await handler(request)
-    audit = request.app[AUDIT]
-    record = AuditRecord(
-        action=action_of(request),
-        tenant=request.headers.get("NGSILD-Tenant", "").strip()[:MAX_HEADER_VALUE],
-        purpose=request.headers.get(PURPOSE_HEADER, "").strip()[:MAX_HEADER_VALUE] or None,
-    )
-    entity = request.match_info.get("entityId")
-    if entity:
-        record.entity_ids.append(entity)
-    if request.remote:
-        record.personal["client"] = request.remote
-    request[RECORD] = record
-    status = 500
-    write = request.method not in READ_METHODS
-    rid = request_id.get()
-    # A write's store may keep the record's facts in its own transaction (Announced.row).
-    announced, token = audit.expect_entry(record, rid) if write else (None, None)
-    try:
-        response = await handler(request)
-        status = response.status
-        created = response.headers.get("Location", "") if status == 201 else ""
-        if created.startswith(_ENTITY_PREFIX):  # the id of a created entity (clause 6.4.3.1)
-            record.note(entity_ids=[unquote(created[len(_ENTITY_PREFIX):])])
-        return response
-    except NgsiError as error:
-        status = error.status
-        raise
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        # Sealed later, with its batch (AuditLog.record): off the request path. A write's facts
-        # committed with it are its durable entry until then (security/audit/pending.py).
-        if announced is None or announced.row is not None:
-            audit.record(record, time=time.time(), request_id=rid, status=status,
-                         pending=announced.row if announced is not None else None)
-            if token is not None:
-                PENDING_ENTRY.reset(token)
-        else:  # a write none of whose jobs committed its facts: its entry, durable, first
-            try:
-                await audit.append_record(record, time=now(), request_id=rid, status=status)
-            except Exception as exc:
-                # Not answered 2xx as if all were well: the change may be committed, but its
-                # access is not in the log (docs/auditors.md).
-                log.exception("audit entry of %s %s not recorded", request.method, request.path)
-                raise InternalError("The access could not be recorded in the audit log; the "
-                                    "change may have been applied") from exc
-            finally:
+def audit_middleware(audit: AuditLog) -> Middleware:
+    """The middleware recording every audited request's access in `audit`."""
+
+    @web.middleware
+    async def audited(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(AUDITED_PREFIXES):
+            return await handler(request)
+        headers = request.headers
+        entity = request.match_info.get("entityId")
+        remote = request.remote
+        record = AuditRecord(
+            action=action_of(request),
+            tenant=headers.get(TENANT_HEADER, "").strip()[:MAX_HEADER_VALUE],
+            purpose=headers.get(PURPOSE_HEADER, "").strip()[:MAX_HEADER_VALUE] or None,
+            entity_ids=[entity] if entity else [],
+            personal={"client": remote} if remote else {},
+        )
+        request[RECORD] = record
+        status = 500
+        write = request.method not in READ_METHODS
+        rid = request_id.get()
+        # A write's store may keep the record's facts in its own transaction (Announced.row).
+        announced, token = audit.expect_entry(record, rid) if write else (None, None)
+        try:
+            response = await handler(request)
+            status = response.status
+            created = response.headers.get("Location", "") if status == 201 else ""
+            if created.startswith(_ENTITY_PREFIX):  # the id of a created entity (clause 6.4.3.1)
+                record.note(entity_ids=[unquote(created[len(_ENTITY_PREFIX):])])
+            return response
+        except NgsiError as error:
+            status = error.status
+            raise
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            # Sealed later, with its batch (AuditLog.record): off the request path. A write's facts
+            # committed with it are its durable entry until then (security/audit/pending.py).
+            if announced is None or announced.row is not None:
+                audit.record(record, time.time(), rid, status,
+                             announced.row if announced is not None else None)
                 if token is not None:
                     PENDING_ENTRY.reset(token)
+            else:  # a write none of whose jobs committed its facts: its entry, durable, first
+                try:
+                    await audit.append_record(record, time=now(), request_id=rid, status=status)
+                except Exception as exc:
+                    # Not answered 2xx as if all were well: the change may be committed, but its
+                    # access is not in the log (docs/auditors.md).
+                    log.exception("audit entry of %s %s not recorded", request.method, request.path)
+                    raise InternalError("The access could not be recorded in the audit log; the "
+                                        "change may have been applied") from exc
+                finally:
+                    if token is not None:
+                        PENDING_ENTRY.reset(token)
+
+    return audited
 
 
 def record_event(app: web.Application, record: AuditRecord, *, status: int,
@@ -375,7 +382,7 @@ def setup(app: web.Application, settings: Settings) -> None:
         audit = AuditLog(replace(config, store=config.store or str(config.key_dir.with_name(
             "audit.db"))))
     app[AUDIT] = audit
-    app.middlewares.append(audit_middleware)
+    app.middlewares.append(audit_middleware(audit))
     add_routes(app)
 
     async def open_log(_: web.Application) -> None:

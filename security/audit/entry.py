@@ -59,20 +59,25 @@ class AuditRecord:
     def note(self, *, entity_ids: Iterable[str] = (), types: Iterable[str] = (),
              masked: Iterable[str] = (), **scalars: Any) -> None:
         """Add entity ids, types, masked attributes; set principal/decision/rule/purpose/..."""
-        for target, values in ((self.entity_ids, entity_ids), (self.entity_types, types),
-                               (self.masked, masked)):
-            if not values:
-                continue
-            if not target and isinstance(values, list) and len(values) == 1:
-                target.append(values[0])  # the usual note: one id or one type
-                continue
-            # ordered and duplicate-free; a set lookup keeps a 1,000-entity query linear
-            seen = set(target)
-            target.extend(v for v in dict.fromkeys(values) if v not in seen)
+        if entity_ids:
+            _add(self.entity_ids, entity_ids)
+        if types:
+            _add(self.entity_types, types)
+        if masked:
+            _add(self.masked, masked)
         for name, value in scalars.items():
             if name not in _SCALARS:
                 raise TypeError(f"an audit record has no field {name!r}")
             setattr(self, name, value)
+
+
+def _add(target: list[str], values: Iterable[str]) -> None:
+    """Extend `target` by `values`, ordered and duplicate-free."""
+    if not target and isinstance(values, list) and len(values) == 1:
+        target.append(values[0])  # the usual note: one id or one type
+        return
+    seen = set(target)  # a set lookup keeps a 1,000-entity query linear
+    target.extend(v for v in dict.fromkeys(values) if v not in seen)
 
 
 _SCALARS = frozenset({"action", "tenant", "principal", "purpose", "decision", "rule"})

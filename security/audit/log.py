@@ -397,7 +397,7 @@ class AuditLog:
         self.committer.put(sealed, future, urgent)
         return future
 
-    def record(self, record: AuditRecord, *, time: float | str, request_id: str, status: int,
+    def record(self, record: AuditRecord, time: float | str, request_id: str, status: int,
                pending: int | None = None) -> None:
         """Queue a record, sealed later with a batch of others (in the sealing process);
         nobody waits for it (flush does). `time`: the entry's, or a Unix time (time.time()).
