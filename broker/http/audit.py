@@ -31,7 +31,7 @@ from broker.http.edge import json_response
 from broker.http.state import BROKER
 from broker.logs import request_id
 from broker.settings import Settings
-from security.audit.entry import AuditRecord, Deferred, now
+from security.audit.entry import AuditRecord, Deferred, entry_text, now
 from security.audit.log import (
     MAX_QUERY_LIMIT,
     PENDING_ENTRY,
@@ -139,8 +139,9 @@ def audit_middleware(audit: AuditLog) -> Middleware:
         remote = request.remote
         record = AuditRecord(
             action=action_of(request),
-            tenant=headers.get(TENANT_HEADER, "").strip()[:MAX_HEADER_VALUE],
-            purpose=headers.get(PURPOSE_HEADER, "").strip()[:MAX_HEADER_VALUE] or None,
+            tenant=entry_text(headers.get(TENANT_HEADER, "").strip()[:MAX_HEADER_VALUE]),
+            purpose=entry_text(headers.get(PURPOSE_HEADER, "").strip()[:MAX_HEADER_VALUE])
+            or None,
             entity_ids=[entity] if entity else [],
             personal={"client": remote} if remote else {},
         )

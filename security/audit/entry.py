@@ -121,6 +121,17 @@ class _RandomPool:
 _SALTS = _RandomPool()
 
 
+def entry_text(value: str) -> str:
+    """`value` as an entry can hold it. aiohttp hands a header's bytes that are not UTF-8 over
+    as lone surrogates (surrogateescape), which no UTF-8 encoder takes: each becomes U+FFFD."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that escapes no byte
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def commitment(salt: bytes, detail: str) -> str:
     return hashlib.sha256(salt + detail.encode()).hexdigest()
 

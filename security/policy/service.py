@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from security.audit.entry import entry_text
 from security.identity.principal import Principal
 from security.policy.decide import Pseudonymise, apply_decision, decide
 from security.policy.load import RELOAD_INTERVAL, PolicyReloader
@@ -27,8 +28,9 @@ OPEN = Decision(True, ("policies-off",), "no identity is configured: policies ar
 
 def purpose_of(headers: Mapping[str, str]) -> str | None:
     """The declared purpose of a request (the Cetate-Purpose header), None if absent or blank.
-    A purpose the policy does not declare is refused by the decision itself."""
-    return headers.get(PURPOSE_HEADER, "").strip() or None
+    A purpose the policy does not declare is refused by the decision itself. (Bytes that are
+    not UTF-8 become U+FFFD: the purpose is recorded in audit entries.)"""
+    return entry_text(headers.get(PURPOSE_HEADER, "").strip()) or None
 
 
 def _no_key(value: str) -> str:

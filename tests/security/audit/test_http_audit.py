@@ -216,3 +216,17 @@ async def test_a_write_and_its_facts_share_one_commit(client: httpx.AsyncClient,
     rows = await server.app[AUDIT].entries(0, 1000)
     assert [decode(e)["entities"]["ids"] for _, e in rows[-5:]] == [[spot(n)["id"]]
                                                                     for n in range(5)]
+
+
+async def test_header_bytes_that_are_not_utf8_are_recorded_not_refused(
+        client: httpx.AsyncClient) -> None:
+    """A tenant or purpose header that is not UTF-8 gets its answer (not a 500) and its entry,
+    the bytes it could not decode as U+FFFD."""
+    read = await client.get(f"{ENTITIES}/urn:ngsi-ld:X:none",
+                            headers={"NGSILD-Tenant": b"caf\xe9", "Cetate-Purpose": b"\xff-x"})
+    assert read.status_code == 400  # an invalid tenant name
+    write = await client.post(ENTITIES, json=spot(77), headers={"Cetate-Purpose": b"t\xe9x"})
+    assert write.status_code == 201
+    entries = await all_entries(client)
+    assert [(e["tenant"], e["purpose"], e["status"]) for e in entries[-3:-1]] == [
+        ("caf\ufffd", "\ufffd-x", 400), ("", "t\ufffdx", 201)]

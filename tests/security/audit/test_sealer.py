@@ -17,6 +17,7 @@ from security.audit.entry import (
     Principal,
     Pseudonyms,
     decode,
+    entry_text,
     entry_time,
     opens,
     seal,
@@ -204,3 +205,12 @@ def test_a_records_unix_time_is_formatted_when_sealed() -> None:
     record = AuditRecord(action="entity.retrieve")
     built = seal_wires([wire(record, 1796187600.25, "req-t", 200)], Pseudonyms(KEY))
     assert decode(_entries(built)[0])["time"] == "2026-12-02T05:00:00.250000Z"
+
+
+def test_text_an_entry_cannot_hold_becomes_replacement_characters() -> None:
+    assert entry_text("craiova") == "craiova" and entry_text("Brașov") == "Brașov"
+    assert entry_text("caf\udce9") == "caf\ufffd"  # aiohttp's surrogateescape of b"caf\xe9"
+    assert entry_text("a\ud800b") == "a?b"  # a surrogate that escapes no byte
+    record = AuditRecord(action="entity.retrieve", tenant=entry_text("caf\udce9"))
+    built = seal_wires([wire(record, 1796187600.0, "req-u", 400)], Pseudonyms(KEY))
+    assert decode(_entries(built)[0])["tenant"] == "caf\ufffd"
