@@ -28,7 +28,7 @@ from aiohttp.typedefs import Middleware
 
 from broker.errors import BadRequestData, InternalError, NgsiError
 from broker.http.edge import json_response
-from broker.http.state import BROKER
+from broker.http.state import BROKER, TENANT_HEADER
 from broker.logs import request_id
 from broker.settings import Settings
 from security.audit.entry import AuditRecord, Deferred, entry_text, now
@@ -53,7 +53,6 @@ RECORD: Any = (web.RequestKey("audit_record", AuditRecord) if hasattr(web, "Requ
 API = "/cetate/v1/audit"
 AUDITED_PREFIXES = ("/ngsi-ld/", API + "/")
 PURPOSE_HEADER = "Cetate-Purpose"
-TENANT_HEADER = "NGSILD-Tenant"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_HEADER_VALUE = 256  # a tenant or purpose header longer than this is cut in the entry
 MAX_ENTRIES_PAGE = 1000  # entries per /entries answer; the rest via its "next"
