@@ -34,7 +34,7 @@ from security.audit.keys import KeyRing, read_or_create_secret
 from security.audit.merkle import Frontier, consistency_proof, inclusion_proof
 from security.audit.note import Checkpoint, NoteSigner, VerifierKey, sign_checkpoint, split_note
 from security.audit.query import EntryQuery
-from security.audit.sealer import Sealer, Wire, seal_wires, wire
+from security.audit.sealer import Sealer, Wire, seal_batch, wire
 
 __all__ = ["EntryQuery"]  # importable from here, as before
 
@@ -410,15 +410,20 @@ class AuditLog:
             if self._sealer is not None:
                 self._sealer.seal(items)  # in the sealing process
             else:
-                self._queue_built(seal_wires(items, self.pseudonyms))
+                self._seal_here(items)
 
     def _queue_built(self, built: Built) -> None:
         self.committer.put(built, None, False)
 
+    def _seal_here(self, items: Sequence[Wire]) -> None:
+        built = seal_batch(items, self.pseudonyms)
+        if built is not None:
+            self._queue_built(built)
+
     def _queue_unsealed(self) -> None:
         if self._unsealed:
             items, self._unsealed = self._unsealed, []
-            self._queue_built(seal_wires(items, self.pseudonyms))
+            self._seal_here(items)
 
     async def _seal_unsealed(self) -> None:
         """Hand over the records held back (a last, short batch), and wait until every batch

@@ -12,7 +12,7 @@ The child is `python -m security.audit.sealer`: frames on stdin and stdout (a 4-
 then the body); the first frame is the pseudonym key, each next one a batch as a JSON array
 (`frame_of`), each answer a pickled `Built`. Batches are answered in order. If the
 child cannot start or dies, the batches it held and those after it are sealed on the loop
-(`seal_wires`) until a new child starts (RESTART_AFTER_S later): slower, never lost.
+(`seal_batch`) until a new child starts (RESTART_AFTER_S later): slower, never lost.
 """
 
 from __future__ import annotations
@@ -80,6 +80,33 @@ def frame_of(wires: Sequence[Wire]) -> bytes:
 def seal_wires(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built:
     """The bundle of a non-empty batch of records, sealed in order."""
     return seal_frame(frame_of(wires), pseudonyms)
+
+
+def seal_batch(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built | None:
+    """`seal_wires`, where a record that cannot be sealed is logged (by its request id: a log
+    holds no personal detail) and left out, rather than failing its batch and holding those
+    after it; None if no record could be sealed. (A bug: records are encoded as they are
+    recorded, so only a record of the wrong shape fails here.)"""
+    try:
+        return seal_wires(wires, pseudonyms)
+    except Exception:
+        log.exception("an audit batch could not be sealed; sealing its records one by one")
+    good = []
+    for one in wires:
+        try:
+            seal_wires([one], pseudonyms)
+        except Exception:
+            log.error("the audit entry of request %s is lost: its record cannot be sealed",
+                      _request_of(one))
+        else:
+            good.append(one)
+    return seal_wires(good, pseudonyms) if good else None
+
+
+def _request_of(one: Wire) -> str:
+    with contextlib.suppress(Exception):
+        return str(orjson.loads(one)[1])
+    return "(unreadable)"
 
 
 def seal_frame(frame: bytes, pseudonyms: Pseudonyms) -> Built:
@@ -184,7 +211,7 @@ class Sealer:
             if start:
                 self._start_soon()
             if not self._inflight:
-                self._deliver(seal_wires(wires, self._pseudonyms))
+                self._seal_now(wires)
                 return
             # sealed here, but after the batches in flight: delivered in order
             self._inflight.append((wires, asyncio.get_running_loop().create_future(), False))
@@ -198,9 +225,14 @@ class Sealer:
         while self._inflight and not self._inflight[0][2]:
             wires, done, _ = self._inflight.popleft()
             try:
-                self._deliver(seal_wires(wires, self._pseudonyms))
+                self._seal_now(wires)
             finally:
                 done.set_result(None)
+
+    def _seal_now(self, wires: Sequence[Wire]) -> None:
+        built = seal_batch(wires, self._pseudonyms)
+        if built is not None:
+            self._deliver(built)
 
     async def drain(self) -> None:
         """Wait until every batch handed over so far is delivered."""

@@ -214,3 +214,38 @@ def test_text_an_entry_cannot_hold_becomes_replacement_characters() -> None:
     record = AuditRecord(action="entity.retrieve", tenant=entry_text("caf\udce9"))
     built = seal_wires([wire(record, 1796187600.0, "req-u", 400)], Pseudonyms(KEY))
     assert decode(_entries(built)[0])["tenant"] == "caf\ufffd"
+
+
+def _unsealable(request_id: str) -> Wire:
+    """A record of the wrong shape (personal details as a list): what only a bug could make."""
+    return orjson.dumps(("2026-12-02T05:00:00.000000Z", request_id, 200, None, "entity.retrieve",
+                         "", "ana", [], None, "allow", "open-default", [], [], [], ["x"]))
+
+
+def test_a_record_that_cannot_be_sealed_is_left_out_not_its_batch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(TypeError):
+        seal_wires([_unsealable("req-bad")], Pseudonyms(KEY))
+    built = sealing.seal_batch([*records(0, 2), _unsealable("req-bad"), *records(2, 2)],
+                               Pseudonyms(KEY))
+    assert built is not None and requests_of(built) == [f"req-{n}" for n in range(4)]
+    assert "request req-bad is lost" in caplog.text and "ana" not in caplog.text
+    assert sealing.seal_batch([_unsealable("req-bad")], Pseudonyms(KEY)) is None
+
+
+async def test_a_batch_that_kills_the_child_holds_up_no_other(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The child dies on the record it cannot seal; the broker seals that batch without it,
+    and every batch after it, in order."""
+    got: list[Built] = []
+    s = Sealer(KEY, got.append)
+    try:
+        await _running(s)
+        s.seal([*records(1, 5), _unsealable("req-bad"), *records(6, 5)])
+        s.seal(records(11, 10))
+        await s.drain()
+        assert [r for built in got for r in requests_of(built)] == [f"req-{n}"
+                                                                    for n in range(21)]
+        assert "request req-bad is lost" in caplog.text
+    finally:
+        await s.close()
