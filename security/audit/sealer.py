@@ -197,7 +197,7 @@ class Sealer:
         # batches not delivered yet: (records, done, handed to the child)
         self._inflight: collections.deque[tuple[Sequence[Wire], asyncio.Future[None], bool]] = \
             collections.deque()
-        self._reaping: asyncio.Future[int] | None = None
+        self._reaping: list[asyncio.Future[None]] = []  # children gone, being waited for
         self._retry_at = 0.0
         self._closed = False
         self.batches_sealed = 0  # by a child (tests, the benchmark)
@@ -296,10 +296,10 @@ class Sealer:
         if self._proc is proc:
             self._proc = None
             self._retry_at = time.monotonic() + RESTART_AFTER_S
-        if proc.returncode is None:  # not reaped yet: no zombie, no leaked transport
+        if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            self._reaping = asyncio.ensure_future(proc.wait())
+        self._reaping.append(asyncio.ensure_future(_reap(proc)))  # no zombie, no open transport
         self._inflight = collections.deque((w, d, False) for w, d, _ in self._inflight)
         self._seal_here()
 
@@ -310,8 +310,8 @@ class Sealer:
             with contextlib.suppress(Exception):
                 await self._starting
         await self.drain()
-        if self._reaping is not None:
-            await self._reaping
+        if self._reaping:
+            await asyncio.gather(*self._reaping)
         proc = self._proc
         self._proc = None
         if proc is None:
@@ -322,10 +322,20 @@ class Sealer:
             await asyncio.wait_for(proc.wait(), STOP_WAIT_S)
         except TimeoutError:
             proc.kill()
-            await proc.wait()
+        await _reap(proc)
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait for a child, then close its transport: asyncio never closes a subprocess transport
+    itself, and one left to the garbage collector closes its pipes through whatever loop is
+    left (an error once that loop is closed)."""
+    await proc.wait()
+    transport = getattr(proc, "_transport", None)  # asyncio's Process has no public close
+    if transport is not None:
+        transport.close()
 
 
 if __name__ == "__main__":
