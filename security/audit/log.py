@@ -410,20 +410,15 @@ class AuditLog:
             if self._sealer is not None:
                 self._sealer.seal(items)  # in the sealing process
             else:
-                self._seal_here(items)
+                seal_batch(items, self.pseudonyms, self._queue_built)
 
     def _queue_built(self, built: Built) -> None:
         self.committer.put(built, None, False)
 
-    def _seal_here(self, items: Sequence[Wire]) -> None:
-        built = seal_batch(items, self.pseudonyms)
-        if built is not None:
-            self._queue_built(built)
-
     def _queue_unsealed(self) -> None:
         if self._unsealed:
             items, self._unsealed = self._unsealed, []
-            self._seal_here(items)
+            seal_batch(items, self.pseudonyms, self._queue_built)
 
     async def _seal_unsealed(self) -> None:
         """Hand over the records held back (a last, short batch), and wait until every batch

@@ -82,25 +82,29 @@ def seal_wires(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built:
     return seal_frame(frame_of(wires), pseudonyms)
 
 
-def seal_batch(wires: Sequence[Wire], pseudonyms: Pseudonyms) -> Built | None:
-    """`seal_wires`, where a record that cannot be sealed is logged (by its request id: a log
-    holds no personal detail) and left out, rather than failing its batch and holding those
-    after it; None if no record could be sealed. (A bug: records are encoded as they are
-    recorded, so only a record of the wrong shape fails here.)"""
+def seal_batch(wires: Sequence[Wire], pseudonyms: Pseudonyms,
+               deliver: Callable[[Built], None]) -> None:
+    """`seal_wires` to `deliver`, where a record that cannot be sealed is logged (by its request
+    id: a log holds no personal detail) and left out, rather than failing its batch and holding
+    those after it; nothing is delivered if no record could be sealed. (A bug: records are
+    encoded as they are recorded, so only a record of the wrong shape fails here.)"""
     try:
-        return seal_wires(wires, pseudonyms)
+        built = seal_wires(wires, pseudonyms)
     except Exception:
         log.exception("an audit batch could not be sealed; sealing its records one by one")
-    good = []
-    for one in wires:
-        try:
-            seal_wires([one], pseudonyms)
-        except Exception:
-            log.error("the audit entry of request %s is lost: its record cannot be sealed",
-                      _request_of(one))
-        else:
-            good.append(one)
-    return seal_wires(good, pseudonyms) if good else None
+        good = []
+        for one in wires:
+            try:
+                seal_wires([one], pseudonyms)
+            except Exception:
+                log.error("the audit entry of request %s is lost: its record cannot be sealed",
+                          _request_of(one))
+            else:
+                good.append(one)
+        if not good:
+            return
+        built = seal_wires(good, pseudonyms)
+    deliver(built)
 
 
 def _request_of(one: Wire) -> str:
@@ -211,7 +215,7 @@ class Sealer:
             if start:
                 self._start_soon()
             if not self._inflight:
-                self._seal_now(wires)
+                seal_batch(wires, self._pseudonyms, self._deliver)
                 return
             # sealed here, but after the batches in flight: delivered in order
             self._inflight.append((wires, asyncio.get_running_loop().create_future(), False))
@@ -225,14 +229,9 @@ class Sealer:
         while self._inflight and not self._inflight[0][2]:
             wires, done, _ = self._inflight.popleft()
             try:
-                self._seal_now(wires)
+                seal_batch(wires, self._pseudonyms, self._deliver)
             finally:
                 done.set_result(None)
-
-    def _seal_now(self, wires: Sequence[Wire]) -> None:
-        built = seal_batch(wires, self._pseudonyms)
-        if built is not None:
-            self._deliver(built)
 
     async def drain(self) -> None:
         """Wait until every batch handed over so far is delivered."""
