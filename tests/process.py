@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -48,25 +49,40 @@ def wait_healthy(proc: subprocess.Popen[bytes], url: str, *, name: str = "broker
     raise RuntimeError(f"{name} did not start")
 
 
-class SqliteBroker:
-    """`cetate serve` on one SQLite file, (re)started on demand, each time on a fresh port:
-    read `url` after `start`."""
+class ServedBroker:
+    """`cetate serve` on one store (a SQLite file or a PostgreSQL database), (re)started on
+    demand, each time on a fresh port: read `url` after `start`."""
 
-    def __init__(self, db: Path) -> None:
-        self.db = db
+    def __init__(self, store: str) -> None:
+        self.store = store
         self.url = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = spawn_serve(port, f"sqlite:///{self.db}")
+        self.proc = spawn_serve(port, self.store)
         wait_healthy(self.proc, self.url)
+
+
+class SqliteBroker(ServedBroker):
+    """A ServedBroker on one SQLite file."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__(f"sqlite:///{db}")
+        self.db = db
+
+
+B = TypeVar("B", bound=ServedBroker)
 
 
 def sqlite_broker(db: Path) -> Iterator[SqliteBroker]:
     """The body of a fixture: a SqliteBroker, killed at teardown if it still runs."""
-    broker = SqliteBroker(db)
+    yield from served(SqliteBroker(db))
+
+
+def served(broker: B) -> Iterator[B]:
+    """The body of a fixture: the broker, killed at teardown if it still runs."""
     yield broker
     if broker.proc and broker.proc.poll() is None:
         broker.proc.kill()

@@ -28,7 +28,7 @@ import orjson
 
 from broker.errors import BadRequestData, InternalError
 from broker.store import postgres_subscriptions as subs
-from broker.store.postgres_audit import PostgresStoreAudit
+from broker.store.postgres_audit import LOCK_KEEPING, Keeping, PostgresStoreAudit
 from broker.store.postgres_migrate import migrate_postgres
 from broker.store.postgres_outbox import PostgresOutbox
 from broker.store.postgres_query import compile_where
@@ -289,15 +289,16 @@ class PostgresStore:
             yield conn
 
     async def apply(self, tenant: str, entity_id: str, mutation: Mutation[T]) -> T:
+        keeping = self._audit.keeping()  # inserted by the write's first statement
         async with self._connection() as conn:
             for attempt in range(WRITE_RETRIES):
                 try:
                     async with conn.transaction():
                         written = self._collecting()
                         result = await self._write_entity(conn, tenant, entity_id, mutation,
-                                                          written)
+                                                          written, keeping)
                         await self._observe(conn, written)
-                        kept = await self._audit.keep(conn)
+                        kept = await self._audit.keep(conn, keeping)
                     _committed(kept)
                     self._wrote(1)
                     return result
@@ -487,13 +488,20 @@ class PostgresStore:
                                "ON CONFLICT DO NOTHING", tenant)
 
     async def _write_entity(self, conn: asyncpg.Connection, tenant: str, entity_id: str,
-                            mutation: Mutation[T], written: list[EntityWrite] | None = None
-                            ) -> T:
+                            mutation: Mutation[T], written: list[EntityWrite] | None = None,
+                            keeping: Keeping | None = None) -> T:
         """Read the stored document under a row lock, run the pure mutation, write the result
         and rewrite its derived rows; inside the caller's transaction. The change goes to
-        `written` (what the write observer plans notifications from)."""
-        row = await conn.fetchrow("SELECT rid, doc FROM entities WHERE tenant = $1 AND id = $2 "
-                                  "FOR UPDATE", tenant, entity_id)
+        `written` (what the write observer plans notifications from); `keeping`'s audit facts
+        are inserted by the locking statement (one round trip for both: a single write made
+        six, the facts' own INSERT one of them)."""
+        if keeping is not None:
+            locked = await conn.fetchrow(LOCK_KEEPING, tenant, entity_id, *keeping.values)
+            keeping.row = locked["kept"]  # this transaction's: set again on a retry
+            row = locked if locked["rid"] is not None else None
+        else:
+            row = await conn.fetchrow("SELECT rid, doc FROM entities WHERE tenant = $1 AND "
+                                      "id = $2 FOR UPDATE", tenant, entity_id)
         rid: int | None = row["rid"] if row else None
         new, result = mutation(orjson.loads(row["doc"]) if row else None)
         if written is not None and (row is not None or new is not None):

@@ -123,6 +123,27 @@ async def erase_subject(conn: asyncpg.Connection, subject: str) -> int:
     return erased
 
 
+class Keeping:
+    """A write request's audit facts on their way into its transaction's audit_pending row:
+    a store statement may insert them with its own work (`LOCK_KEEPING`), saving the round
+    trip of an INSERT of their own (`PostgresStoreAudit.keep`)."""
+
+    __slots__ = ("key", "row", "values")
+
+    def __init__(self, key: Announced, values: tuple[str, float, bytes]) -> None:
+        self.key = key
+        self.values = values  # (instance, at, facts): the row's columns
+        self.row: int | None = None  # its id, once inserted in the running transaction
+
+
+# A single-entity write's first statement, keeping its request's facts as it locks the entity
+# row (or its absence): (kept row id, rid, doc), rid and doc NULL for an entity not stored.
+LOCK_KEEPING = """
+WITH kept AS (INSERT INTO audit_pending (instance, at, facts) VALUES ($3, $4, $5) RETURNING id),
+     locked AS (SELECT rid, doc FROM entities WHERE tenant = $1 AND id = $2 FOR UPDATE)
+SELECT kept.id AS kept, locked.rid, locked.doc FROM kept LEFT JOIN locked ON true"""
+
+
 class PostgresStoreAudit:
     """The audit Committer of a PostgresStore (security/audit/log.py), and its read storage."""
 
@@ -155,16 +176,29 @@ class PostgresStoreAudit:
     def wake(self) -> None:
         self._wakeup.set()
 
-    async def keep(self, conn: asyncpg.Connection) -> tuple[Announced, int] | None:
-        """In a write's transaction: keep the facts of the running request's announced record
-        (once per request); the caller sets Announced.row after COMMIT."""
+    def keeping(self) -> Keeping | None:
+        """The facts the running write request's transaction is to keep, if it has to (once
+        per request: the first write that commits keeps them)."""
         key = PENDING_ENTRY.get()
         if key is None or key.row is not None:
             return None
-        row = await conn.fetchval(
-            "INSERT INTO audit_pending (instance, at, facts) VALUES ($1, $2, $3) RETURNING id",
-            self.instance, time.time(), facts(key.record, now(), key.request_id))
-        return key, int(row)
+        return Keeping(key, (self.instance, time.time(), facts(key.record, now(),
+                                                                key.request_id)))
+
+    async def keep(self, conn: asyncpg.Connection, keeping: Keeping | None = None
+                   ) -> tuple[Announced, int] | None:
+        """In a write's transaction: keep the facts of the running request's announced record
+        (once per request), unless a statement of the transaction already did (`keeping`
+        carries its row); the caller sets Announced.row after COMMIT."""
+        if keeping is None:
+            keeping = self.keeping()
+            if keeping is None:
+                return None
+        if keeping.row is None:
+            keeping.row = int(await conn.fetchval(
+                "INSERT INTO audit_pending (instance, at, facts) VALUES ($1, $2, $3) "
+                "RETURNING id", *keeping.values))
+        return keeping.key, keeping.row
 
     async def recover(self, pseudonyms: Pseudonyms) -> int:
         """Seal kept facts that are due (security/audit/pending.py); rows another replica is

@@ -1,5 +1,7 @@
 """SIGKILL the real `cetate serve` during a write stream; after a restart the tree is consistent
-with every checkpoint fetched before the kill, and every acknowledged write has its entry."""
+with every checkpoint fetched before the kill, and every acknowledged write has its entry. On
+the selected store engine (--store-engine): SQLite keeps a write's audit facts in its group
+transaction, PostgreSQL in the write's first statement."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from security.audit.entry import decode
 from security.audit.merkle import verify_consistency
 from security.audit.note import Checkpoint, open_checkpoint, parse_verifier_keys
-from tests.process import SqliteBroker, sqlite_broker
+from tests.process import ServedBroker, served
 
 KILL_AFTER = 200  # acknowledged writes before the SIGKILL
 WRITERS = 6
@@ -23,11 +25,14 @@ RECOVERY_TICKS = 30  # half-second looks for the sealing of kept facts after the
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[SqliteBroker]:
-    yield from sqlite_broker(tmp_path / "cetate.db")
+def broker(test_store_url: str, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedBroker]:
+    # keys beside a SQLite store; a PostgreSQL one would put them in ./data
+    monkeypatch.setenv("CETATE_AUDIT_KEY_DIR", str(tmp_path / "audit-keys"))
+    yield from served(ServedBroker(test_store_url))
 
 
-async def _stream_then_kill(broker: SqliteBroker) -> tuple[list[str], list[str]]:
+async def _stream_then_kill(broker: ServedBroker) -> tuple[list[str], list[str]]:
     acked: list[str] = []
     notes: list[str] = []
     counter = iter(range(100_000))
@@ -69,7 +74,7 @@ async def _stream_then_kill(broker: SqliteBroker) -> tuple[list[str], list[str]]
 
 
 async def test_sigkill_keeps_the_tree_consistent_and_acknowledged_writes_logged(
-        broker: SqliteBroker) -> None:
+        broker: ServedBroker) -> None:
     broker.start()
     keys = parse_verifier_keys(httpx.get(broker.url + "/cetate/v1/audit/public-key").text)
     acked, notes = await _stream_then_kill(broker)
