@@ -745,12 +745,13 @@ async def test_endpoint_timeout_is_a_failed_attempt(client: httpx.AsyncClient,
     async def slow_first(request: web.Request) -> web.StreamResponse:
         await receiver.record(request)
         if len(receiver.received) == 1:
-            await asyncio.sleep(1.0)  # longer than the endpoint's timeout
+            await asyncio.sleep(3.0)  # longer than the endpoint's timeout
         return web.Response(status=200)
     receiver.behave = slow_first
-    sub_id = await subscribe(client, subscription(receiver.url, endpoint={"timeout": 300}))
+    # 1 s, not less: a loaded CI machine once took over 300 ms to deliver the prompt retry too
+    sub_id = await subscribe(client, subscription(receiver.url, endpoint={"timeout": 1000}))
     await create(client, lamp(1))
-    await receiver.wait_for(2, timeout=6)
+    await receiver.wait_for(2, timeout=10)
     assert receiver.received[0].body["id"] == receiver.received[1].body["id"]
     state = (await delivered(client, sub_id))["notification"]
     assert state["timesFailed"] == 1 and state["status"] == "ok"
