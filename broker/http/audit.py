@@ -31,7 +31,15 @@ from broker.http.edge import json_response
 from broker.http.state import BROKER, TENANT_HEADER
 from broker.logs import request_id
 from broker.settings import Settings
-from security.audit.entry import AuditRecord, Deferred, entry_text, now
+from security.audit.entry import (
+    DEFAULT_DECISION,
+    DEFAULT_RULE,
+    PUBLIC,
+    AuditRecord,
+    Deferred,
+    entry_text,
+    now,
+)
 from security.audit.log import (
     MAX_QUERY_LIMIT,
     PENDING_ENTRY,
@@ -93,16 +101,22 @@ _ENTITY_PREFIX = f"{_V1}/entities/"
 _SLASH_RE = re.compile(r"\{slash[^}]*\}")
 
 
-_ACTION_CACHE: dict[tuple[str, object], str] = {}  # (method, resource) -> action; routes are few
+# (method, route resource) -> its action, "" when not audited: routes are few, and one lookup
+# per request (rather than a check of its decoded path) keeps the middleware lean on reads.
+_ACTION_CACHE: dict[tuple[str, object], str] = {}
 
 
-def action_of(request: web.Request) -> str:
-    """The action name of a request: from the table, else derived from its route template."""
+def _audited_action(request: web.Request) -> str:
+    """The action of an audited request, "" for one on a path not audited."""
     resource = request.match_info.route.resource
+    if resource is None:  # no route matched (a 404 or 405): decided by its path
+        return _action(request.method, None) if request.path.startswith(AUDITED_PREFIXES) \
+            else ""
     key = (request.method, resource)
     action = _ACTION_CACHE.get(key)
     if action is None:
-        action = _ACTION_CACHE[key] = _action(request.method, resource)
+        audited = resource.canonical.startswith(AUDITED_PREFIXES)
+        action = _ACTION_CACHE[key] = _action(request.method, resource) if audited else ""
     return action
 
 
@@ -131,19 +145,19 @@ def audit_middleware(audit: AuditLog) -> Middleware:
 
     @web.middleware
     async def audited(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(AUDITED_PREFIXES):
+        action = _audited_action(request)
+        if not action:
             return await handler(request)
         headers = request.headers
+        tenant = headers.get(TENANT_HEADER)
+        purpose = headers.get(PURPOSE_HEADER)
         entity = request.match_info.get("entityId")
         remote = request.remote
         record = AuditRecord(
-            action=action_of(request),
-            tenant=entry_text(headers.get(TENANT_HEADER, "").strip()[:MAX_HEADER_VALUE]),
-            purpose=entry_text(headers.get(PURPOSE_HEADER, "").strip()[:MAX_HEADER_VALUE])
-            or None,
-            entity_ids=[entity] if entity else [],
-            personal={"client": remote} if remote else {},
-        )
+            action, entry_text(tenant.strip()[:MAX_HEADER_VALUE]) if tenant else "", PUBLIC,
+            entry_text(purpose.strip()[:MAX_HEADER_VALUE]) or None if purpose else None,
+            DEFAULT_DECISION, DEFAULT_RULE, [entity] if entity else [], [], [],
+            {"client": remote} if remote else {})
         request[RECORD] = record
         status = 500
         write = request.method not in READ_METHODS
@@ -153,9 +167,10 @@ def audit_middleware(audit: AuditLog) -> Middleware:
         try:
             response = await handler(request)
             status = response.status
-            created = response.headers.get("Location", "") if status == 201 else ""
-            if created.startswith(_ENTITY_PREFIX):  # the id of a created entity (clause 6.4.3.1)
-                record.note(entity_ids=[unquote(created[len(_ENTITY_PREFIX):])])
+            if status == 201:
+                created = response.headers.get("Location", "")
+                if created.startswith(_ENTITY_PREFIX):  # a created entity's id (clause 6.4.3.1)
+                    record.note(entity_ids=[unquote(created[len(_ENTITY_PREFIX):])])
             return response
         except NgsiError as error:
             status = error.status

@@ -61,6 +61,19 @@ async def test_every_access_is_recorded_with_its_outcome(client: httpx.AsyncClie
     assert entries[0]["request"] != entries[1]["request"]
 
 
+async def test_audited_by_route_not_by_spelling(client: httpx.AsyncClient) -> None:
+    """Whether a request is audited follows the route it reached: a percent-encoded spelling of
+    an NGSI-LD path is recorded as that action, paths outside the APIs are not recorded."""
+    assert (await client.post(ENTITIES, json=spot(7))).status_code == 201
+    assert (await client.get("/health")).status_code == 200
+    assert (await client.get(f"/ngsi%2Dld/v1/entities/{spot(7)['id']}")).status_code == 200
+    assert (await client.get("/elsewhere")).status_code == 404
+    summary = [(e["action"], e["status"]) for e in await all_entries(client)]
+    assert summary[:2] == [("entity.create", 201), ("entity.retrieve", 200)]
+    assert all(e[0] in ("entity.create", "entity.retrieve") or e[0].startswith("audit.")
+               for e in summary)
+
+
 async def test_writes_are_durable_when_acknowledged(client: httpx.AsyncClient,
                                                    server: TestServer) -> None:
     audit = server.app[AUDIT]
