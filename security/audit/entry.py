@@ -132,6 +132,28 @@ def entry_text(value: str) -> str:
         return value.encode("utf-8", "replace").decode("utf-8")
 
 
+def dumps_plain(value: Any) -> bytes:
+    """`value` as JSON, however odd its strings: one that no UTF-8 encoder takes (a lone
+    surrogate, from whatever a request carried) becomes `entry_text`'s, anything JSON has no
+    form for its str(), so that recording an access never fails the request it records."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return orjson.dumps(_plain(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return entry_text(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {entry_text(str(k)): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return entry_text(str(value))
+
+
 def commitment(salt: bytes, detail: str) -> str:
     return hashlib.sha256(salt + detail.encode()).hexdigest()
 
@@ -235,8 +257,14 @@ class Deferred(NamedTuple):
     pending: int | None = None  # Sealed.pending
 
     def seal(self) -> Sealed:
-        return seal(self.record, time=self.time, request_id=self.request_id,
-                    status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
+        try:
+            record = self.record
+            return seal(record, time=self.time, request_id=self.request_id,
+                        status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
+        except (orjson.JSONEncodeError, UnicodeEncodeError):  # strings JSON cannot hold: cleaned
+            record = from_facts(facts(record, self.time, self.request_id))[0]
+            return seal(record, time=self.time, request_id=entry_text(self.request_id),
+                        status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
 
 
 _second: list[Any] = [-1, ""]  # the last second formatted, reused within that second
@@ -263,10 +291,10 @@ def facts(record: AuditRecord, time: str, request_id: str) -> bytes:
     """A record's facts as kept durable for a write until its entry is sealed (audit_pending):
     what `from_facts` makes a record of again."""
     p = record.principal
-    return orjson.dumps([time, request_id, record.action, record.tenant, p.subject,
-                         list(p.roles), record.purpose, record.decision, record.rule,
-                         record.entity_ids, record.entity_types, record.masked,
-                         record.personal])
+    return dumps_plain([time, request_id, record.action, record.tenant, p.subject,
+                        list(p.roles), record.purpose, record.decision, record.rule,
+                        record.entity_ids, record.entity_types, record.masked,
+                        record.personal])
 
 
 def from_facts(data: bytes | str) -> tuple[AuditRecord, str, str]:

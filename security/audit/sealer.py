@@ -40,6 +40,7 @@ from security.audit.entry import (
     AuditRecord,
     Pseudonyms,
     detail_items,
+    dumps_plain,
     entry_bytes,
     entry_time,
     take_salts,
@@ -66,10 +67,10 @@ Wire = bytes
 def wire(record: AuditRecord, time: float | str, request_id: str, status: int | None,
          pending: int | None = None) -> Wire:
     p = record.principal
-    return orjson.dumps((time, request_id, status, pending, record.action, record.tenant,
-                         p.subject, p.roles, record.purpose, record.decision, record.rule,
-                         record.entity_ids, record.entity_types, record.masked,
-                         record.personal))
+    return dumps_plain((time, request_id, status, pending, record.action, record.tenant,
+                        p.subject, p.roles, record.purpose, record.decision, record.rule,
+                        record.entity_ids, record.entity_types, record.masked,
+                        record.personal))
 
 
 def frame_of(wires: Sequence[Wire]) -> bytes:

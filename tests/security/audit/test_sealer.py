@@ -14,11 +14,14 @@ from security.audit import sealer as sealing
 from security.audit.bundles import Built, build
 from security.audit.entry import (
     AuditRecord,
+    Deferred,
     Principal,
     Pseudonyms,
     decode,
     entry_text,
     entry_time,
+    facts,
+    from_facts,
     opens,
     seal,
 )
@@ -251,3 +254,20 @@ async def test_a_batch_that_kills_the_child_holds_up_no_other(
         assert "request req-bad is lost" in caplog.text
     finally:
         await s.close()
+
+
+def test_a_record_with_strings_json_cannot_hold_is_still_sealed() -> None:
+    """A lone surrogate (what a request's undecodable bytes become) in any field is recorded
+    as U+FFFD, on the batch path and the one-by-one path alike, rather than failing."""
+    odd = "urn:ngsi-ld:X:\udcff"
+    record = AuditRecord(action="entity.retrieve", tenant="t\ud800", entity_ids=[odd],
+                         personal={"client": "\udc80"})
+    built = seal_wires([wire(record, 1796187600.5, "req-s", 200)], Pseudonyms(KEY))
+    body = decode(_entries(built)[0])
+    assert body["entities"]["ids"] == ["urn:ngsi-ld:X:\ufffd"]
+    assert body["tenant"] == entry_text("t\ud800")  # a surrogate escaping no byte: "?"
+    assert built.kept is not None and "\ufffd" in built.kept.decode()
+    assert "\ufffd" in built.facets.decode()
+    alone = Deferred(record, "2026-12-03T10:00:00.000000Z", "req-s", 200, Pseudonyms(KEY))
+    assert decode(alone.seal().entry)["entities"]["ids"] == ["urn:ngsi-ld:X:\ufffd"]
+    assert from_facts(facts(record, "t", "r"))[0].personal == {"client": "\ufffd"}
