@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.audit [--clients 16] [--requests 2000] [--verify-entries 200000]
                                     [--store-engine sqlite|postgresql] [--wrk-seconds 5]
+                                    [--wrk-rounds 6]
 
 Two brokers run side by side, one with the audit log on (its tables in the store's database, its
 entries in the store writer's commits), one with CETATE_AUDIT=off, each on its own fresh SQLite
@@ -12,7 +13,8 @@ requests/s with the log on and off and the on/off ratio (target: at most 10 % co
 (target: above 100,000/s). On a shared machine read the CPU figures: CPU-seconds per request of
 each broker process, and entries per CPU-second of the verifier. With wrk installed, the same
 on/off comparison again driven by wrk (a load generator in C, which takes less of the machine
-from the brokers than the Python driver; --wrk-seconds 0 skips it).
+from the brokers than the Python driver; --wrk-seconds 0 skips it), beside a second broker with
+the log off whose ratio to the first is the noise floor of the on/off figure.
 """
 
 from __future__ import annotations
@@ -84,16 +86,21 @@ def _pg(statement: str) -> None:
     subprocess.run(["psql", PG_ADMIN, "-qc", statement], check=True, capture_output=True)
 
 
+OFF = {"CETATE_AUDIT": "off"}
+ON_OFF: tuple[tuple[str, dict[str, str]], ...] = (("on", {}), ("off", OFF))
+
+
 @contextlib.contextmanager
-def _brokers() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """A broker with the audit log on and one with it off, each on a fresh store of ENGINE (a
-    SQLite file, or a PostgreSQL database of its own on CETATE_TEST_PG's server, dropped
-    after); by base URL (the "on" one first)."""
+def _brokers(kinds: tuple[tuple[str, dict[str, str]], ...] = ON_OFF
+             ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Brokers of `kinds` (name, environment; by default one with the audit log on and one
+    with it off), each on a fresh store of ENGINE (a SQLite file, or a PostgreSQL database of
+    its own on CETATE_TEST_PG's server, dropped after); by base URL, in the order of kinds."""
     with tempfile.TemporaryDirectory() as tmp:
         procs: dict[str, subprocess.Popen[bytes]] = {}
         databases: list[str] = []
         try:
-            for name, env in (("on", {}), ("off", {"CETATE_AUDIT": "off"})):
+            for name, env in kinds:
                 port = free_port()
                 (Path(tmp) / name).mkdir()
                 store = f"sqlite:///{Path(tmp) / name / 'cetate.db'}"
@@ -206,33 +213,54 @@ def _wrk(base: str, script: str, clients: int, seconds: int) -> tuple[float, int
     return float(rate.group(1)), int(bad.group(1)) if bad else 0
 
 
-async def _wrk_throughput(clients: int, seconds: int, loaded: int) -> list[str]:
-    """The same comparison driven by wrk, when it is installed."""
+WRK_KINDS = (("on", {}), ("off", OFF), ("off again", OFF))  # the last: the noise floor
+
+
+async def _wrk_throughput(clients: int, seconds: int, loaded: int, rounds: int) -> list[str]:
+    """The same comparison driven by wrk, when it is installed, with a second "off" broker as
+    a control: how far two identical brokers differ is the noise the on/off figure carries.
+    Each round drives every broker once, in an order rotated each round; the cost is the
+    median over rounds of on/off within the round (drift between rounds cancels)."""
     if shutil.which("wrk") is None:
         return ["wrk is not installed (apt-get install wrk): no wrk-driven figures"]
-    with _brokers() as procs:
-        bases = dict(zip(("on", "off"), procs, strict=True))
+    with _brokers(WRK_KINDS) as procs:
+        bases = dict(zip((name for name, _ in WRK_KINDS), procs, strict=True))
+        pids = {name: procs[base].pid for name, base in bases.items()}
         for base in bases.values():  # the entities the reads ask for
             async def load(s: aiohttp.ClientSession, i: int) -> int:
                 async with s.post("/ngsi-ld/v1/entities", json=lamp(i)) as r:
                     return r.status
             await drive("load", base, load, clients=clients, total=loaded)
         rps: dict[tuple[str, str], list[float]] = {}
+        loop: dict[tuple[str, str], list[float]] = {}  # event loop CPU µs per request
         errors = 0
-        for rnd in range(ROUNDS):
-            order = list(bases.items()) if rnd % 2 == 0 else list(bases.items())[::-1]
+        names = list(bases)
+        for rnd in range(rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
             for kind, script in (("write", _WRK_WRITE % rnd), ("read", _WRK_READ % (
                     loaded - 1))):
-                for name, base in order:
-                    r, bad = await asyncio.to_thread(_wrk, base, script, clients, seconds)
+                for name in order:
+                    c0 = cpu_seconds(pids[name])[1]
+                    r, bad = await asyncio.to_thread(_wrk, bases[name], script, clients,
+                                                     seconds)
+                    used = cpu_seconds(pids[name])[1] - c0
                     rps.setdefault((kind, name), []).append(r)
+                    loop.setdefault((kind, name), []).append(used / (r * seconds) * 1e6)
                     errors += bad
     lines = []
     for kind in ("write", "read"):
-        on = statistics.median(rps[(kind, "on")])
-        off = statistics.median(rps[(kind, "off")])
-        lines.append(f"wrk {kind:<5} audit on {on:7.0f} req/s  off {off:7.0f} req/s  on/off "
-                     f"{on / off:5.2f}  cost {100 * (1 - on / off):5.1f} %")
+        on, off, again = (rps[(kind, name)] for name in names)
+        ratio = statistics.median(a / b for a, b in zip(on, off, strict=True))
+        floor = statistics.median(a / b for a, b in zip(again, off, strict=True))
+        spread = max(abs(1 - a / b) for a, b in zip(again, off, strict=True))
+        loops = [statistics.median(loop[(kind, name)]) for name in names]
+        lines.append(f"wrk {kind:<5} audit on {statistics.median(on):7.0f} req/s  off "
+                     f"{statistics.median(off):7.0f} req/s  on/off {ratio:5.3f}  cost "
+                     f"{100 * (1 - ratio):5.1f} %  (median of {rounds} rounds)")
+        lines.append(f"wrk {kind:<5} noise floor: a second off broker/off {floor:5.3f} "
+                     f"(cost {100 * (1 - floor):4.1f} %, rounds within ±{100 * spread:.1f} %); "
+                     f"event loop CPU per request on {loops[0]:4.0f} µs, off {loops[1]:4.0f} "
+                     f"µs, off again {loops[2]:4.0f} µs")
     lines.append(f"wrk non-2xx answers: {errors}")
     return lines
 
@@ -283,6 +311,8 @@ def main() -> None:
                         help="the brokers' store (postgresql: on CETATE_TEST_PG's server)")
     parser.add_argument("--wrk-seconds", type=int, default=5,
                         help="each wrk run's length; 0: no wrk-driven comparison")
+    parser.add_argument("--wrk-rounds", type=int, default=6,
+                        help="rounds of the wrk comparison (each drives every broker once)")
     args = parser.parse_args()
     global ENGINE
     ENGINE = args.store_engine
@@ -290,7 +320,7 @@ def main() -> None:
         print(line)
     if args.wrk_seconds > 0:
         for line in asyncio.run(_wrk_throughput(args.clients, args.wrk_seconds,
-                                                args.requests)):
+                                                args.requests, args.wrk_rounds)):
             print(line)
     for line in _verification(args.verify_entries):
         print(line)
