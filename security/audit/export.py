@@ -28,6 +28,7 @@ from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -145,6 +146,133 @@ def _hashes(values: Any, where: str) -> list[bytes]:
     return hashes
 
 
+PARALLEL_MIN = 50_000  # entries from which other processes check leaf hashes too
+_SHARED: list[Any] = []  # the entries, for forked checkers (inherited, never pickled)
+# (index, rank, what is wrong there): at one index, the serial order of the checks (the item's
+# shape, rank 0; its bytes, 1; its listed hash, 2) says which is reported.
+ErrorAt = tuple[int, int, str]
+
+
+def _check_entries(entries: list[Any], start: int, frontier: Frontier, prev_end: int,
+                   prev_root: bytes | None) -> tuple[list[bytes], int, bytes | None, list[int]]:
+    """Check every entry and fold the listed leaf hashes into the frontier: (its hashes, its
+    size, the root at prev_end if inside the range, the indices of altered entries). The first
+    malformed entry, in index order, raises. Large exports have their entries' bytes checked
+    against their listed hashes by forked processes (one per CPU) while this one folds."""
+    workers = _workers(len(entries))
+    if workers < 2:
+        found = _leaves(entries, start, 0, len(entries))
+        folded = _fold(entries, start, frontier, prev_end, prev_root)
+    else:
+        import multiprocessing
+
+        _SHARED[:] = [entries]
+        try:
+            bounds = [len(entries) * i // workers for i in range(workers + 1)]
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                pending = pool.starmap_async(_shared_leaves, [
+                    (start, lo, hi) for lo, hi in pairwise(bounds)])
+                folded = _fold(entries, start, frontier, prev_end, prev_root)
+                parts = pending.get()
+        finally:
+            _SHARED.clear()
+        errors = [e for _, e in parts if e is not None]
+        found = ([i for altered, _ in parts for i in altered], errors[0] if errors else None)
+    hashes, size, prev_root, fold_error = folded
+    altered, leaf_error = found
+    errors = [e for e in (leaf_error, fold_error) if e is not None]
+    if errors:
+        raise _Bad(min(errors)[2])  # the first in index order
+    return hashes, size, prev_root, altered
+
+
+def _workers(count: int) -> int:
+    """Processes to check `count` leaves with: forking is only safe with no other thread (a
+    lock one holds would stay held in the child) and only pays off for large exports."""
+    import os
+    import threading
+
+    if count < PARALLEL_MIN or threading.active_count() > 1 or not hasattr(os, "fork"):
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        os.cpu_count() or 1
+
+
+def _shared_leaves(start: int, lo: int, hi: int) -> tuple[list[int], ErrorAt | None]:
+    return _leaves(_SHARED[0], start, lo, hi)
+
+
+def _leaves(entries: list[Any], start: int, lo: int, hi: int
+            ) -> tuple[list[int], ErrorAt | None]:
+    """Of entries[lo:hi]: the indices of those whose bytes do not hash to their listed leaf
+    hash (or whose hash is not in canonical base64), and the first whose bytes are not strict,
+    canonical base64. A malformed item is `_fold`'s to report; it
+    ends the check here. Hashes start from a copy of the prefixed base: cheaper than a new
+    SHA-256 context and a concatenation."""
+    leaf_base = sha256(LEAF_PREFIX)
+    altered: list[int] = []
+    index = start + lo
+    for item in entries[lo:hi]:
+        try:
+            text, listed = item["entry"], item["hash"]
+        except (TypeError, KeyError):
+            return altered, None
+        if type(text) is not str or type(listed) is not str:
+            return altered, None
+        try:
+            entry = a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError):
+            return altered, (index, 1, f"entry at index {index}: not base64")
+        if text[-1:] == "=" and not _canonical_tail(text):
+            return altered, (index, 1, f"entry at index {index}: non-canonical base64")
+        leaf = leaf_base.copy()
+        leaf.update(entry)
+        if b2a_base64(leaf.digest(), newline=False) != listed.encode():
+            altered.append(index)
+        index += 1
+    return altered, None
+
+
+def _fold(entries: list[Any], start: int, frontier: Frontier, prev_end: int,
+          prev_root: bytes | None) -> tuple[list[bytes], int, bytes | None, ErrorAt | None]:
+    """Fold the listed leaf hashes of well-formed entries into the frontier (Frontier.add,
+    inlined: this runs once per entry); stops at the first malformed one (its error)."""
+    hashes, size = list(frontier.hashes or []), frontier.size
+    node_base = sha256(NODE_PREFIX)
+    pop, push = hashes.pop, hashes.append
+    index = start
+    for item in entries:
+        try:
+            number, text, listed = item["index"], item["entry"], item["hash"]
+        except (TypeError, KeyError):
+            number = text = listed = None
+        if number != index or type(number) is not int or type(text) is not str \
+                or type(listed) is not str or len(item) != 3:
+            return hashes, size, prev_root, (
+                index, 0, f"entry #{index - start}: expected index {index} with its entry bytes "
+                f"and leaf hash (dropped, reordered or altered entry)")
+        try:
+            h = a2b_base64(listed, strict_mode=True)
+        except (binascii.Error, ValueError):
+            return hashes, size, prev_root, (
+                index, 2, f"entry at index {index}: its leaf hash is not base64")
+        if len(h) != HASH_SIZE:
+            return hashes, size, prev_root, (
+                index, 2, f"entry at index {index}: its leaf hash is not {HASH_SIZE} bytes")
+        n = size
+        while n & 1:
+            node = node_base.copy()
+            node.update(pop() + h)
+            h = node.digest()
+            n >>= 1
+        push(h)
+        size += 1
+        index += 1
+        if index == prev_end:
+            prev_root = Frontier(size, list(hashes)).root()
+    return hashes, size, prev_root, None
+
+
 def verify_export(raw: bytes, keys: Sequence[VerifierKey], previous: str | None = None) -> Report:
     """Check an export offline: signature, every entry's inclusion, consistency with a
     previously seen checkpoint (a signed note) if given."""
@@ -195,53 +323,9 @@ def _verify(raw: bytes, keys: Sequence[VerifierKey], previous: str | None,
     prev = _previous(previous, keys, checkpoint, report)
     prev_root: bytes | None = frontier.root() if prev is not None and prev.size == start \
         else None
-    # The hot loop (one pass per entry; figures in bench/audit.py): strict base64 in canonical
-    # form, the entry's leaf hash against the listed one, and the listed hash folded into the
-    # frontier (Frontier.add, inlined). Hashes start from copies of prefixed bases: cheaper
-    # than a new SHA-256 context and a concatenation.
-    prev_end = prev.size if prev is not None else -1
-    hashes, size = frontier.hashes or [], frontier.size
-    leaf_base, node_base = sha256(LEAF_PREFIX), sha256(NODE_PREFIX)
-    pop, push = hashes.pop, hashes.append
-    altered: list[int] = []
-    index = start
-    for item in entries:
-        try:
-            number, text, listed = item["index"], item["entry"], item["hash"]
-        except (TypeError, KeyError):
-            number = text = listed = None
-        if number != index or type(number) is not int or type(text) is not str \
-                or type(listed) is not str or len(item) != 3:
-            raise _Bad(f"entry #{index - start}: expected index {index} with its entry bytes "
-                       f"and leaf hash (dropped, reordered or altered entry)")
-        try:
-            entry = a2b_base64(text, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise _Bad(f"entry at index {index}: not base64") from None
-        if text[-1:] == "=" and not _canonical_tail(text):
-            raise _Bad(f"entry at index {index}: non-canonical base64")
-        leaf = leaf_base.copy()
-        leaf.update(entry)
-        h = leaf.digest()
-        if b2a_base64(h, newline=False) != listed.encode():
-            altered.append(index)
-            try:
-                h = a2b_base64(listed, strict_mode=True)
-            except (binascii.Error, ValueError):
-                raise _Bad(f"entry at index {index}: its leaf hash is not base64") from None
-            if len(h) != HASH_SIZE:
-                raise _Bad(f"entry at index {index}: its leaf hash is not {HASH_SIZE} bytes")
-        n = size
-        while n & 1:
-            node = node_base.copy()
-            node.update(pop() + h)
-            h = node.digest()
-            n >>= 1
-        push(h)
-        size += 1
-        index += 1
-        if index == prev_end:
-            prev_root = Frontier(size, list(hashes)).root()
+    hashes, size, prev_root, altered = _check_entries(entries, start, frontier,
+                                                      prev.size if prev is not None else -1,
+                                                      prev_root)
     for at in altered[:MAX_NAMED]:
         report.failures.append(f"entry at index {at}: its bytes do not hash to its leaf hash "
                                f"(the entry or its hash was altered)")
