@@ -24,6 +24,9 @@ parse error, a non-canonical document, or a change to a value that the proofs bi
 from __future__ import annotations
 
 import binascii
+import multiprocessing
+import os
+import threading
 from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -164,8 +167,6 @@ def _check_entries(entries: list[Any], start: int, frontier: Frontier, prev_end:
         found = _leaves(entries, start, 0, len(entries))
         folded = _fold(entries, start, frontier, prev_end, prev_root)
     else:
-        import multiprocessing
-
         _SHARED[:] = [entries]
         try:
             bounds = [len(entries) * i // workers for i in range(workers + 1)]
@@ -189,9 +190,6 @@ def _check_entries(entries: list[Any], start: int, frontier: Frontier, prev_end:
 def _workers(count: int) -> int:
     """Processes to check `count` leaves with: forking is only safe with no other thread (a
     lock one holds would stay held in the child) and only pays off for large exports."""
-    import os
-    import threading
-
     if count < PARALLEL_MIN or threading.active_count() > 1 or not hasattr(os, "fork"):
         return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
@@ -206,9 +204,8 @@ def _leaves(entries: list[Any], start: int, lo: int, hi: int
             ) -> tuple[list[int], ErrorAt | None]:
     """Of entries[lo:hi]: the indices of those whose bytes do not hash to their listed leaf
     hash (or whose hash is not in canonical base64), and the first whose bytes are not strict,
-    canonical base64. A malformed item is `_fold`'s to report; it
-    ends the check here. Hashes start from a copy of the prefixed base: cheaper than a new
-    SHA-256 context and a concatenation."""
+    canonical base64. A malformed item ends the check here (`_fold` reports it). Hashes start
+    from a copy of the prefixed base: cheaper than a new SHA-256 context and a concatenation."""
     leaf_base = sha256(LEAF_PREFIX)
     altered: list[int] = []
     index = start + lo
