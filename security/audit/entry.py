@@ -257,13 +257,13 @@ class Deferred(NamedTuple):
     pending: int | None = None  # Sealed.pending
 
     def seal(self) -> Sealed:
+        record, request_id = self.record, self.request_id
         try:
-            record = self.record
-            return seal(record, time=self.time, request_id=self.request_id,
-                        status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
-        except (orjson.JSONEncodeError, UnicodeEncodeError):  # strings JSON cannot hold: cleaned
-            record = from_facts(facts(record, self.time, self.request_id))[0]
-            return seal(record, time=self.time, request_id=entry_text(self.request_id),
+            return seal(record, time=self.time, request_id=request_id, status=self.status,
+                        pseudonyms=self.pseudonyms, pending=self.pending)
+        except (orjson.JSONEncodeError, UnicodeEncodeError):  # strings JSON cannot hold
+            cleaned = from_facts(facts(record, self.time, request_id))[0]  # via dumps_plain
+            return seal(cleaned, time=self.time, request_id=entry_text(request_id),
                         status=self.status, pseudonyms=self.pseudonyms, pending=self.pending)
 
 
