@@ -1,8 +1,8 @@
 """The audit log's cost on broker throughput, and the offline verifier's speed, in one run.
 
     .venv/bin/python -m bench.audit [--clients 16] [--requests 2000] [--verify-entries 200000]
-                                    [--store-engine sqlite|postgresql] [--wrk-seconds 5]
-                                    [--wrk-rounds 6]
+                                    [--store-engine sqlite|postgresql] [--wrk-seconds 3]
+                                    [--wrk-rounds 15]
 
 Two brokers run side by side, one with the audit log on (its tables in the store's database, its
 entries in the store writer's commits), one with CETATE_AUDIT=off, each on its own fresh SQLite
@@ -333,9 +333,9 @@ def main() -> None:
     parser.add_argument("--verify-entries", type=int, default=200_000)
     parser.add_argument("--store-engine", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the brokers' store (postgresql: on CETATE_TEST_PG's server)")
-    parser.add_argument("--wrk-seconds", type=int, default=5,
+    parser.add_argument("--wrk-seconds", type=int, default=3,
                         help="each wrk run's length; 0: no wrk-driven comparison")
-    parser.add_argument("--wrk-rounds", type=int, default=6,
+    parser.add_argument("--wrk-rounds", type=int, default=15,
                         help="rounds of the wrk comparison (each drives every broker once)")
     args = parser.parse_args()
     global ENGINE
