@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -59,6 +60,10 @@ MAX_INFLIGHT = 64  # batches handed over and not back; beyond, sealed here (back
 # the audit's on/off throughput ratio was 0.83 with the child at the broker's priority and 0.90
 # at +10. A child starved for long is caught by MAX_INFLIGHT: the loop seals, nothing is lost.
 SEALER_NICE = 10
+# A batch's answer is about 230 kB (256 entries with their columns). In a default 64 kB pipe it
+# takes the loop four reads, and as many turns and buffer copies; pipes this large take it in
+# one (Linux caps an unprivileged pipe at /proc/sys/fs/pipe-max-size, 1 MiB by default).
+PIPE_BYTES = 1 << 20
 _FRAME = struct.Struct(">I")
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `security`
 
@@ -180,6 +185,9 @@ def main() -> None:
     broker's process group is the broker's to handle)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(SEALER_NICE)  # raising one's own niceness needs no privilege
+    for fd in (0, 1):  # a pipe's size is the pipe's: set from this end, it serves both
+        with contextlib.suppress(OSError):  # above the system's cap: the default size
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     key = _read_frame(stdin)
     if key is None:
@@ -263,7 +271,7 @@ class Sealer:
                 p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "security.audit.sealer", stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, env=env)
+                stdout=asyncio.subprocess.PIPE, env=env, limit=PIPE_BYTES)
             assert proc.stdin is not None
             proc.stdin.write(_FRAME.pack(len(self._key)) + self._key)
             if self._closed:

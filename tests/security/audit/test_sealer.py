@@ -4,6 +4,7 @@ process, in order; a child that dies or never starts loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 from pathlib import Path
 
@@ -133,6 +134,10 @@ async def test_batches_are_sealed_in_the_child_and_delivered_in_order() -> None:
         assert s._proc is not None
         assert os.getpriority(os.PRIO_PROCESS, s._proc.pid) == min(
             19, os.getpriority(os.PRIO_PROCESS, 0) + sealing.SEALER_NICE)
+        # and its answers' pipe holds a whole batch's answer (one read on the loop, not four)
+        pipe = s._proc._transport.get_pipe_transport(1).get_extra_info("pipe")  # type: ignore[attr-defined]
+        if int(Path("/proc/sys/fs/pipe-max-size").read_text()) >= sealing.PIPE_BYTES:
+            assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == sealing.PIPE_BYTES
         assert [r for built in got for r in requests_of(built)] == [f"req-{n}"
                                                                     for n in range(41)]
         # sealed with the same pseudonym key as here
