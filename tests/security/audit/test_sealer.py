@@ -129,8 +129,7 @@ async def test_batches_are_sealed_in_the_child_and_delivered_in_order() -> None:
             s.seal(records(1 + b * 10, 10))
         await s.drain()
         assert s.batches_sealed == 4
-        # the child runs below the broker's priority, so that sealing never competes with
-        # requests for the CPU
+        # the child runs below the broker's priority: it yields the CPU to requests
         assert s._proc is not None
         assert os.getpriority(os.PRIO_PROCESS, s._proc.pid) == min(
             19, os.getpriority(os.PRIO_PROCESS, 0) + sealing.SEALER_NICE)
